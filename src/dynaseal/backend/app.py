@@ -1,0 +1,54 @@
+"""Assembling the backend: storage, error format, CORS and the routes under every prefix."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from dynaseal.backend import crud
+from dynaseal.backend.demo_data import load_demo_data, with_demo_tenant
+from dynaseal.backend.routes import api_router
+from dynaseal.backend.settings import BackendSettings
+from dynaseal.core.http import configure, include_everywhere
+from dynaseal.core.session_tokens import SessionTokens
+from dynaseal.storage import Database
+from dynaseal.storage.backend_models import BackendBase
+
+#: ``aud`` of the backend's login tokens, so a gateway login never works here.
+SESSION_AUDIENCE = "dynaseal-backend"
+
+
+def create_app(settings: BackendSettings, *, demo_data: bool = False) -> FastAPI:
+    """With ``demo_data`` the original's demo user exists and, unless LLM_KEY and
+    LLM_USER_ID are set, keys are signed for the demo tenant."""
+    if demo_data:
+        settings = with_demo_tenant(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.database_url)
+        try:
+            await db.create_all(BackendBase.metadata)
+            if settings.admin_user_password is not None:
+                await crud.ensure_admin(db, settings.admin_user_password.get_secret_value())
+            if demo_data:
+                await load_demo_data(db)
+            app.state.db = db
+            yield
+        finally:
+            await db.dispose()
+
+    app = FastAPI(title="Dynaseal backend", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.tokens = SessionTokens(
+        secret=settings.secret_key.get_secret_value(),
+        algorithm=settings.algorithm,
+        audience=SESSION_AUDIENCE,
+        access_ttl_seconds=settings.access_token_expire_minutes * 60,
+        refresh_ttl_seconds=settings.refresh_token_expire_minutes * 60,
+    )
+    configure(app, settings.cors_origins)
+    include_everywhere(app, [api_router])
+    return app

@@ -1,0 +1,128 @@
+"""Database reads and writes of the backend, kept out of the route functions."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dynaseal.backend.schemas import UsagePayload, UserCreate
+from dynaseal.core.errors import APIError
+from dynaseal.core.passwords import hash_password, verify_password
+from dynaseal.keys import MintedKey
+from dynaseal.storage import Database
+from dynaseal.storage.backend_models import IssuedKey, UsageCallback, User
+
+ADMIN_USERNAME = "admin"
+
+
+def new_user_id() -> str:
+    """24 hex digits, the shape of the original's MongoDB ids."""
+    return secrets.token_hex(12)
+
+
+async def user_by_login(session: AsyncSession, login: str) -> User | None:
+    """The login form's ``username`` field may hold the username or the email."""
+    found = await session.scalars(
+        select(User).where(or_(User.username == login, User.email == login)).limit(1)
+    )
+    return found.first()
+
+
+async def create_user(session: AsyncSession, data: UserCreate, password_hash: str) -> User:
+    user = User(
+        id=new_user_id(),
+        username=data.username,
+        email=data.email,
+        password_hash=password_hash,
+        is_admin=data.is_admin,
+        allowed_models=data.allowed_models,
+        key_budget_tokens=data.key_budget_tokens,
+        key_lifetime_seconds=data.key_lifetime_seconds,
+    )
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise APIError(
+            409, "A user with this username or email exists.", code="user_exists"
+        ) from None
+    return user
+
+
+async def ensure_admin(db: Database, password: str) -> None:
+    """Create the ``admin`` user, or give it the configured password if that changed."""
+    async with db.transaction() as session:
+        admin = await user_by_login(session, ADMIN_USERNAME)
+        if admin is None:
+            session.add(
+                User(
+                    id=new_user_id(),
+                    username=ADMIN_USERNAME,
+                    password_hash=hash_password(password),
+                    is_admin=True,
+                )
+            )
+        elif not verify_password(password, admin.password_hash) or not admin.is_admin:
+            admin.password_hash = hash_password(password)
+            admin.is_admin = True
+
+
+def record_issued_key(session: AsyncSession, minted: MintedKey, user_id: str) -> None:
+    session.add(
+        IssuedKey(
+            event_id=minted.event_id,
+            user_id=user_id,
+            models=list(minted.models),
+            max_tokens=minted.max_tokens,
+            expires_at=datetime.fromtimestamp(minted.expires_at, UTC),
+        )
+    )
+
+
+async def store_callback(db: Database, delivery_id: str, payload: UsagePayload) -> bool:
+    """Store one delivery; ``False`` when this delivery id was stored before."""
+    try:
+        async with db.transaction() as session:
+            if await session.get(UsageCallback, delivery_id) is not None:
+                return False
+            issued = await session.get(IssuedKey, payload.event_id)
+            session.add(
+                UsageCallback(
+                    delivery_id=delivery_id,
+                    event_id=payload.event_id,
+                    user_id=issued.user_id if issued else None,
+                    tokens=payload.tokens,
+                    content=payload.content,
+                    payload=payload.model_dump(mode="json"),
+                )
+            )
+    except IntegrityError:  # a concurrent delivery of the same id won the insert
+        return False
+    return True
+
+
+async def list_usage(
+    session: AsyncSession, *, user_id: str | None, event_id: str | None, limit: int
+) -> tuple[Sequence[UsageCallback], int]:
+    """Callbacks newest first and the total tokens of all that match; ``user_id=None``
+    means every user's."""
+    conditions = []
+    if user_id is not None:
+        conditions.append(UsageCallback.user_id == user_id)
+    if event_id is not None:
+        conditions.append(UsageCallback.event_id == event_id)
+    rows = await session.scalars(
+        select(UsageCallback)
+        .where(*conditions)
+        .order_by(UsageCallback.received_at.desc())
+        .limit(limit)
+    )
+    total = await session.scalar(
+        select(func.coalesce(func.sum(UsageCallback.tokens), 0)).where(*conditions)
+    )
+    return rows.all(), int(total or 0)

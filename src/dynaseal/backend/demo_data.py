@@ -1,0 +1,52 @@
+"""The original design's demo end user and tenant, so its walkthrough works unchanged."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+
+from dynaseal.backend.settings import BackendSettings
+from dynaseal.core.original_demo import (
+    DEMO_TENANT_API_KEY,
+    DEMO_TENANT_ID,
+    DEMO_USER_EMAIL,
+    DEMO_USER_ID,
+    DEMO_USER_PASSWORD,
+    DEMO_USER_PASSWORD_HASH,
+    DEMO_USER_USERNAME,
+)
+from dynaseal.storage import Database
+from dynaseal.storage.backend_models import User
+
+__all__ = [
+    "DEMO_TENANT_API_KEY",
+    "DEMO_TENANT_ID",
+    "DEMO_USER_EMAIL",
+    "DEMO_USER_ID",
+    "DEMO_USER_PASSWORD",
+    "DEMO_USER_USERNAME",
+    "load_demo_data",
+    "with_demo_tenant",
+]
+
+
+def with_demo_tenant(settings: BackendSettings) -> BackendSettings:
+    """Sign with the demo tenant unless the operator configured a tenant of their own."""
+    if settings.llm_key is not None or settings.llm_user_id:
+        return settings
+    return settings.model_copy(
+        update={"llm_key": SecretStr(DEMO_TENANT_API_KEY), "llm_user_id": DEMO_TENANT_ID}
+    )
+
+
+async def load_demo_data(db: Database) -> None:
+    """Create the demo user once; later runs leave it as it is."""
+    async with db.transaction() as session:
+        if await session.get(User, DEMO_USER_ID) is None:
+            session.add(
+                User(
+                    id=DEMO_USER_ID,
+                    username=DEMO_USER_USERNAME,
+                    email=DEMO_USER_EMAIL,
+                    password_hash=DEMO_USER_PASSWORD_HASH,
+                )
+            )

@@ -1,0 +1,62 @@
+"""Request dependencies: the app's shared objects and the authenticated user."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from dynaseal.backend.settings import BackendSettings
+from dynaseal.core.errors import APIError, unauthorized
+from dynaseal.core.session_tokens import InvalidSessionToken, SessionTokens
+from dynaseal.storage import Database
+from dynaseal.storage.backend_models import User
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def get_settings(request: Request) -> BackendSettings:
+    return request.app.state.settings
+
+
+def get_db(request: Request) -> Database:
+    return request.app.state.db
+
+
+def get_tokens(request: Request) -> SessionTokens:
+    return request.app.state.tokens
+
+
+SettingsDep = Annotated[BackendSettings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_db)]
+TokensDep = Annotated[SessionTokens, Depends(get_tokens)]
+
+
+async def current_user(
+    db: DatabaseDep,
+    tokens: TokensDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    """The user of a valid *access* token; refresh tokens are refused here."""
+    if credentials is None:
+        raise unauthorized("Missing bearer access token.")
+    try:
+        user_id = tokens.subject(credentials.credentials, "access")
+    except InvalidSessionToken:
+        raise unauthorized() from None
+    async with db.transaction() as session:
+        user = await session.get(User, user_id)
+    if user is None:
+        raise unauthorized()
+    return user
+
+
+async def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
+    if not user.is_admin:
+        raise APIError(403, "Only an admin may do this.", code="admin_required")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+AdminUser = Annotated[User, Depends(admin_user)]

@@ -1,0 +1,54 @@
+"""Minting a dynamic key for the logged-in user."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from dynaseal.backend import crud
+from dynaseal.backend.deps import CurrentUser, DatabaseDep, SettingsDep
+from dynaseal.backend.policy import narrow, policy_for
+from dynaseal.backend.schemas import KeyCreate, KeyCreated
+from dynaseal.core.errors import APIError
+from dynaseal.keys import mint_key
+
+router = APIRouter(prefix="/key", tags=["keys"])
+
+
+@router.post("/create")
+async def create_key(
+    user: CurrentUser, db: DatabaseDep, settings: SettingsDep, body: KeyCreate | None = None
+) -> KeyCreated:
+    """The body is optional: without it the key gets the user's whole policy."""
+    if settings.llm_key is None or not settings.llm_user_id:
+        raise APIError(
+            503,
+            "This backend cannot mint keys: set LLM_KEY (the tenant's API key secret) "
+            "and LLM_USER_ID (the tenant id) from the gateway.",
+            code="backend_not_configured",
+        )
+    body = body or KeyCreate()
+    grant = narrow(policy_for(user, settings), body.model, body.max_tokens)
+    minted = mint_key(
+        settings.llm_key.get_secret_value(),
+        tenant_id=settings.llm_user_id,
+        model=grant.models,
+        max_tokens=grant.max_tokens,
+        ttl_seconds=grant.ttl_seconds,
+        kid=settings.llm_key_id,
+        audience=settings.gateway_audience,
+        sub=user.id,
+    )
+    async with db.transaction() as session:
+        crud.record_issued_key(session, minted, user.id)
+    gateway_url = settings.gateway_url.rstrip("/")
+    return KeyCreated(
+        token=minted.token,
+        event_id=minted.event_id,
+        model=minted.models[0],
+        models=list(minted.models),
+        max_tokens=minted.max_tokens,
+        expires_at=minted.expires_at,
+        expiring=minted.expires_at,
+        gateway_url=gateway_url,
+        base_url=f"{gateway_url}/v1",
+    )

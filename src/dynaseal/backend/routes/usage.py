@@ -1,0 +1,81 @@
+"""The gateway's usage callbacks, and the usage they report."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from pydantic import ValidationError
+
+from dynaseal.backend import crud
+from dynaseal.backend.deps import CurrentUser, DatabaseDep
+from dynaseal.backend.schemas import UsageEntry, UsageList, UsagePayload
+from dynaseal.core.errors import bad_request
+
+router = APIRouter(tags=["usage"])
+
+_SHOWN_CONTENT_CHARS = 200
+
+
+def delivery_id(request: Request, payload: UsagePayload) -> str:
+    """Standard Webhooks' ``webhook-id`` names a delivery; older senders only have ids
+    in the payload."""
+    return request.headers.get("webhook-id") or payload.request_id or payload.event_id
+
+
+@router.post("/callback/usage")
+async def usage_callback(request: Request, db: DatabaseDep) -> dict[str, bool]:
+    # The raw body is parsed here (not by FastAPI) because a signature check, when one
+    # is configured, has to see the exact bytes the gateway signed.
+    body = await request.body()
+    try:
+        payload = UsagePayload.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(p) for p in first["loc"]) or None
+        raise bad_request(f"malformed usage callback: {first['msg']}", param) from None
+    if not await crud.store_callback(db, delivery_id(request, payload), payload):
+        return {"received": True, "duplicate": True}
+    content = payload.content or ""
+    if len(content) > _SHOWN_CONTENT_CHARS:
+        content = content[:_SHOWN_CONTENT_CHARS] + "..."
+    print(
+        f"usage callback: event_id={payload.event_id} tokens={payload.tokens} "
+        f"status={payload.status} content={content!r}",
+        flush=True,
+    )
+    return {"received": True}
+
+
+@router.get("/usage")
+async def usage(
+    user: CurrentUser,
+    db: DatabaseDep,
+    event_id: Annotated[str | None, Query(max_length=256)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> UsageList:
+    """The caller's own callbacks, newest first; an admin sees every user's."""
+    async with db.transaction() as session:
+        rows, total = await crud.list_usage(
+            session,
+            user_id=None if user.is_admin else user.id,
+            event_id=event_id,
+            limit=limit,
+        )
+    return UsageList(
+        data=[
+            UsageEntry(
+                delivery_id=row.delivery_id,
+                event_id=row.event_id,
+                user_id=row.user_id,
+                tokens=row.tokens,
+                content=row.content,
+                model=row.payload.get("model"),
+                status=row.payload.get("status"),
+                received_at=int(row.received_at.timestamp()),
+                payload=row.payload,
+            )
+            for row in rows
+        ],
+        total_tokens=total,
+    )

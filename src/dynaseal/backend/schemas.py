@@ -1,0 +1,94 @@
+"""Request and response bodies of the backend's API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
+
+Name = Annotated[str, Field(min_length=1, max_length=128)]
+Identifier = Annotated[str, Field(min_length=1, max_length=256)]
+Email = Annotated[str, Field(min_length=3, max_length=256, pattern=r"^[^@\s]+@[^@\s]+$")]
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: Annotated[str, Field(min_length=1, max_length=4096)]
+
+
+class PolicyView(BaseModel):
+    models: list[str]
+    key_budget_tokens: int
+    key_lifetime_seconds: int
+
+
+class UserView(BaseModel):
+    id: str
+    username: str
+    email: str | None
+    is_admin: bool
+    policy: PolicyView
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: Name
+    password: Annotated[str, Field(min_length=1, max_length=256)]
+    email: Email | None = None
+    is_admin: bool = False
+    allowed_models: Annotated[list[Identifier], Field(min_length=1, max_length=64)] | None = None
+    key_budget_tokens: PositiveInt | None = None
+    key_lifetime_seconds: Annotated[int, Field(gt=0, le=7 * 24 * 3600)] | None = None
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: Identifier | None = None
+    max_tokens: PositiveInt | None = None
+
+
+class KeyCreated(BaseModel):
+    token: str
+    event_id: str
+    model: str
+    models: list[str]
+    max_tokens: int
+    expires_at: int
+    expiring: int
+    gateway_url: str
+    base_url: str
+
+
+class UsagePayload(BaseModel):
+    """The gateway's usage callback: the original's three fields plus our own extras."""
+
+    model_config = ConfigDict(extra="allow")
+
+    event_id: Identifier
+    content: str | None = None
+    tokens: NonNegativeInt
+    request_id: Identifier | None = None
+    model: str | None = None
+    prompt_tokens: NonNegativeInt | None = None
+    completion_tokens: NonNegativeInt | None = None
+    status: str | None = None
+    type: str | None = None
+
+
+class UsageEntry(BaseModel):
+    delivery_id: str
+    event_id: str
+    user_id: str | None
+    tokens: int
+    content: str | None
+    model: str | None
+    status: str | None
+    received_at: int
+    payload: dict[str, Any]
+
+
+class UsageList(BaseModel):
+    object: str = "list"
+    data: list[UsageEntry]
+    total_tokens: int

@@ -1,0 +1,26 @@
+"""The backend's settings: the tenant credentials it signs keys with and the default policy."""
+
+from __future__ import annotations
+
+from pydantic import PositiveInt, SecretStr
+
+from dynaseal.core.settings import ServiceSettings
+from dynaseal.keys import DEFAULT_AUDIENCE
+
+
+class BackendSettings(ServiceSettings):
+    """Environment variables are the upper-case field names (``LLM_KEY``, ``GATEWAY_URL`` ...)."""
+
+    database_url: str = "sqlite+aiosqlite:///./dynaseal-backend.db"
+    #: The tenant's API key secret on the gateway: what dynamic keys are signed with.
+    llm_key: SecretStr | None = None
+    #: The tenant's id on the gateway, written into every key as ``api-key`` / ``iss``.
+    llm_user_id: str | None = None
+    #: ``kid`` header of minted keys; without one the gateway tries all the tenant's HS keys.
+    llm_key_id: str | None = None
+    gateway_url: str = "http://127.0.0.1:8000"
+    gateway_audience: str = DEFAULT_AUDIENCE
+    # The policy of users who have none of their own.
+    default_models: list[str] = ["deepseek-chat"]
+    key_budget_tokens: PositiveInt = 1000
+    key_lifetime_seconds: PositiveInt = 600

@@ -1,0 +1,1 @@
+"""Pieces both services share: settings, errors, passwords and login tokens."""

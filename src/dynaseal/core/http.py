@@ -1,0 +1,33 @@
+"""FastAPI wiring both services share: route aliases, CORS, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from dynaseal.core.errors import install_error_handlers
+
+#: Canonical routes live under /v1; the original's root paths and /api/v1 keep working.
+ROUTE_PREFIXES = ("/v1", "", "/api/v1")
+
+
+def include_everywhere(app: FastAPI, routers: Sequence[APIRouter]) -> None:
+    for prefix in ROUTE_PREFIXES:
+        for router in routers:
+            app.include_router(router, prefix=prefix, include_in_schema=prefix == "/v1")
+
+
+def configure(app: FastAPI, cors_origins: Sequence[str]) -> None:
+    """OpenAI-format errors everywhere; CORS closed unless origins are listed."""
+    install_error_handlers(app)
+    if cors_origins:
+        # Bearer tokens, not cookies: credentials are never needed cross-origin.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_credentials=False,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )

@@ -1,0 +1,48 @@
+"""Loading the original design's demo tenant (its key is public: only on request)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from dynaseal.core.original_demo import (
+    DEMO_CALLBACK_URL,
+    DEMO_TENANT_API_KEY,
+    DEMO_TENANT_EMAIL,
+    DEMO_TENANT_ID,
+    DEMO_TENANT_PASSWORD_HASH,
+    DEMO_TENANT_USERNAME,
+)
+from dynaseal.gateway import tenants
+from dynaseal.gateway.secrets_box import SecretsBox
+from dynaseal.storage import Database
+from dynaseal.storage.gateway_models import Tenant, TenantKey
+
+DEMO_TENANT_KID = "demo-key"
+
+
+async def load_demo_tenant(
+    db: Database, box: SecretsBox, callback_url: str = DEMO_CALLBACK_URL
+) -> None:
+    async with db.transaction() as session:
+        tenant = await session.get(Tenant, DEMO_TENANT_ID)
+        if tenant is None:
+            await tenants.create_tenant(
+                session,
+                tenant_id=DEMO_TENANT_ID,
+                username=DEMO_TENANT_USERNAME,
+                email=DEMO_TENANT_EMAIL,
+                password_hash=DEMO_TENANT_PASSWORD_HASH,
+                callback_url=callback_url,
+            )
+        else:
+            tenant.callback_url = callback_url
+        key = await session.scalar(select(TenantKey).where(TenantKey.kid == DEMO_TENANT_KID))
+        if key is None:
+            await tenants.create_api_key(
+                session,
+                box,
+                DEMO_TENANT_ID,
+                label="original demo key",
+                secret=DEMO_TENANT_API_KEY,
+                kid=DEMO_TENANT_KID,
+            )

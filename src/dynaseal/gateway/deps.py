@@ -1,0 +1,51 @@
+"""FastAPI dependencies: the process's services and the logged-in tenant."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from dynaseal.core.errors import APIError, unauthorized
+from dynaseal.core.session_tokens import InvalidSessionToken
+from dynaseal.gateway.services import GatewayServices
+from dynaseal.storage.gateway_models import Tenant
+
+_bearer = OAuth2PasswordBearer(tokenUrl="/v1/user/login", auto_error=False)
+
+
+def get_services(request: Request) -> GatewayServices:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+Services = Annotated[GatewayServices, Depends(get_services)]
+
+
+async def current_tenant(
+    services: Services, token: Annotated[str | None, Depends(_bearer)]
+) -> Tenant:
+    """The tenant whose *access* token is presented (a refresh token is refused)."""
+    if not token:
+        raise unauthorized("Log in first: send Authorization: Bearer <access_token>.")
+    try:
+        tenant_id = services.sessions.subject(token, "access")
+    except InvalidSessionToken:
+        raise unauthorized() from None
+    async with services.db.sessions() as session:
+        tenant = await session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise unauthorized()
+    return tenant
+
+
+CurrentTenant = Annotated[Tenant, Depends(current_tenant)]
+
+
+async def current_admin(tenant: CurrentTenant) -> Tenant:
+    if not tenant.is_admin:
+        raise APIError(403, "Only the admin may do this.", code="admin_only")
+    return tenant
+
+
+CurrentAdmin = Annotated[Tenant, Depends(current_admin)]

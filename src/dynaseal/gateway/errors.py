@@ -1,0 +1,43 @@
+"""The gateway's refusals. Each carries ``x-dynaseal-refusal`` so a device SDK can tell a
+spent key (get a new one) from a rate limit (wait)."""
+
+from __future__ import annotations
+
+from dynaseal.core.errors import APIError
+
+REFUSAL_HEADER = "x-dynaseal-refusal"
+
+
+def invalid_key() -> APIError:
+    # Deliberately the same message for every failure: the log says why, the device
+    # (or a forger) learns nothing.
+    return APIError(
+        401,
+        "Invalid, expired or revoked dynamic key.",
+        code="invalid_api_key",
+        headers={"WWW-Authenticate": "Bearer", REFUSAL_HEADER: "invalid_key"},
+    )
+
+
+def model_not_allowed(model: str) -> APIError:
+    return APIError(
+        403,
+        f"This key does not allow the model {model!r}.",
+        code="model_not_allowed",
+        param="model",
+        headers={REFUSAL_HEADER: "model_not_allowed"},
+    )
+
+
+def insufficient_quota(message: str) -> APIError:
+    return APIError(
+        429,
+        message,
+        code="insufficient_quota",
+        type="insufficient_quota",
+        headers={REFUSAL_HEADER: "insufficient_quota"},
+    )
+
+
+def upstream_unavailable(message: str = "The upstream model server is unreachable.") -> APIError:
+    return APIError(502, message, code="upstream_unavailable")

@@ -1,0 +1,140 @@
+"""Proxying an admitted request upstream and relaying the answer to the device.
+
+Non-streaming answers are passed through byte for byte; streams are relayed event by
+event as the upstream sends them and always end with ``data: [DONE]``. Whatever
+happens — finished, upstream failure, device gone — the request is settled exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import anyio
+import httpx
+import orjson
+from starlette.responses import Response, StreamingResponse
+
+from dynaseal.core.errors import APIError, error_body
+from dynaseal.gateway import chat_request, sse
+from dynaseal.gateway.admission import Admission
+from dynaseal.gateway.errors import upstream_unavailable
+from dynaseal.gateway.settlement import Status
+from dynaseal.gateway.transcript import Transcript
+from dynaseal.gateway.upstream import Upstream, UpstreamError, UpstreamReply
+
+log = logging.getLogger("dynaseal.gateway")
+
+Settle = Callable[[Admission, Transcript, Status], Awaitable[None]]
+_JSON = "application/json"
+_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def _error_reply(status_code: int, raw: bytes) -> Response:
+    """Pass an upstream error through when it is OpenAI-shaped, else wrap it."""
+    try:
+        body: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return Response(raw, status_code=status_code, media_type=_JSON)
+    if status_code >= 500:
+        return upstream_unavailable(f"The upstream answered HTTP {status_code}.").response()
+    return APIError(
+        status_code,
+        f"The upstream refused the request (HTTP {status_code}).",
+        code="upstream_error",
+    ).response()
+
+
+async def _open(upstream: Upstream, admission: Admission, settle: Settle) -> UpstreamReply:
+    try:
+        return await upstream.send(admission.upstream_body)
+    except UpstreamError as exc:
+        log.warning("upstream unreachable for %s: %s", admission.request_id, exc)
+        transcript = Transcript(error=str(exc))
+        await settle(admission, transcript, "failed")
+        raise upstream_unavailable() from None
+
+
+async def complete(upstream: Upstream, admission: Admission, settle: Settle) -> Response:
+    """A non-streaming completion: forward, read the answer, settle, answer."""
+    reply = await _open(upstream, admission, settle)
+    transcript = Transcript()
+    try:
+        raw = await reply.aread()
+    except httpx.HTTPError as exc:
+        transcript.error = str(exc)
+        await settle(admission, transcript, "failed")
+        raise upstream_unavailable("The upstream broke off its answer.") from None
+    finally:
+        await reply.aclose()
+    transcript.read_completion(raw)
+    if reply.status_code != 200:
+        await settle(admission, transcript, "failed")
+        return _error_reply(reply.status_code, raw)
+    await settle(admission, transcript, "completed")
+    return Response(raw, media_type=_JSON)
+
+
+async def stream(upstream: Upstream, admission: Admission, settle: Settle) -> Response:
+    """A streaming completion: errors before the first byte get a normal error answer."""
+    reply = await _open(upstream, admission, settle)
+    if reply.status_code != 200:
+        transcript = Transcript()
+        try:
+            raw = await reply.aread()
+        except httpx.HTTPError:
+            raw = b""
+        finally:
+            await reply.aclose()
+        transcript.read_completion(raw)
+        await settle(admission, transcript, "failed")
+        return _error_reply(reply.status_code, raw)
+    return _RelayResponse(
+        _relay(reply, admission, settle), media_type="text/event-stream", headers=_SSE_HEADERS
+    )
+
+
+class _RelayResponse(StreamingResponse):
+    """Closes the relay as soon as the device goes, so settlement runs at once rather
+    than whenever the abandoned generator is garbage-collected."""
+
+    async def stream_response(self, send: Any) -> None:
+        try:
+            await super().stream_response(send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.body_iterator.aclose()  # type: ignore[attr-defined]
+
+
+async def _relay(
+    reply: UpstreamReply, admission: Admission, settle: Settle
+) -> AsyncIterator[bytes]:
+    transcript = Transcript(wants_usage_chunk=chat_request.wants_usage_chunk(admission.body))
+    status: Status = "client_disconnected"  # unless we get to the end
+    try:
+        try:
+            async for data in sse.iter_event_data(reply.aiter_raw()):
+                out = transcript.relay_event(data)
+                if out is not None:
+                    yield out
+                if transcript.done:
+                    break
+            status = "failed" if transcript.error else "completed"
+        except httpx.HTTPError as exc:
+            log.warning("upstream stream broke for %s: %s", admission.request_id, exc)
+            transcript.error = f"upstream stream broke off: {type(exc).__name__}"
+            status = "failed"
+            body = error_body(
+                "The upstream broke off the stream.", "upstream_error", "upstream_unavailable"
+            )
+            yield sse.frame(orjson.dumps(body))
+        if not transcript.done:
+            yield sse.frame(sse.DONE)
+    finally:
+        # The device may be gone (cancellation): finish the books regardless.
+        with anyio.CancelScope(shield=True):
+            await reply.aclose()
+            await settle(admission, transcript, status)

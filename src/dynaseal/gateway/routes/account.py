@@ -1,0 +1,87 @@
+"""Tenant login, tokens and profile (callback URL, usage total)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Form
+from pydantic import BaseModel
+
+from dynaseal.core.errors import unauthorized
+from dynaseal.core.session_tokens import InvalidSessionToken
+from dynaseal.gateway import tenants
+from dynaseal.gateway.deps import CurrentTenant, Services
+from dynaseal.storage.gateway_models import Tenant
+
+router = APIRouter(tags=["tenant account"])
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: str
+
+
+class TenantOut(BaseModel):
+    id: str
+    username: str
+    email: str | None
+    is_admin: bool
+    callback_url: str | None
+    total_tokens: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, tenant: Tenant) -> TenantOut:
+        return cls.model_validate(tenant, from_attributes=True)
+
+
+class TenantUpdate(BaseModel):
+    callback_url: str | None = None
+
+
+@router.post("/user/login", response_model=TokenPair, summary="Log in as a tenant")
+async def login(
+    services: Services,
+    username: Annotated[str, Form(description="username or email")],
+    password: Annotated[str, Form()],
+) -> dict[str, str]:
+    async with services.db.sessions() as session:
+        tenant = await tenants.authenticate(session, username, password)
+    if tenant is None:
+        raise unauthorized("Incorrect username or password.")
+    return services.sessions.issue_pair(tenant.id)
+
+
+@router.post("/user/refresh", response_model=TokenPair, summary="Swap a refresh token")
+async def refresh(services: Services, body: RefreshRequest) -> dict[str, str]:
+    try:
+        tenant_id = services.sessions.subject(body.refresh_token, "refresh")
+    except InvalidSessionToken:
+        raise unauthorized("Invalid or expired refresh token.") from None
+    async with services.db.sessions() as session:
+        if await session.get(Tenant, tenant_id) is None:
+            raise unauthorized()
+    return services.sessions.issue_pair(tenant_id)
+
+
+@router.get("/user/me", response_model=TenantOut, summary="The logged-in tenant")
+async def me(tenant: CurrentTenant, services: Services) -> TenantOut:
+    async with services.db.sessions() as session:
+        fresh = await session.get(Tenant, tenant.id)
+    return TenantOut.of(fresh or tenant)
+
+
+@router.patch("/user/me", response_model=TenantOut, summary="Set the callback URL")
+async def update_me(tenant: CurrentTenant, services: Services, body: TenantUpdate) -> TenantOut:
+    async with services.db.transaction() as session:
+        row = await session.get(Tenant, tenant.id)
+        assert row is not None
+        if "callback_url" in body.model_fields_set:
+            row.callback_url = tenants.check_callback_url(body.callback_url)
+    return TenantOut.of(row)

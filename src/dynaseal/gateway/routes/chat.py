@@ -1,0 +1,65 @@
+"""The OpenAI-compatible surface devices call with their dynamic key."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+from starlette.responses import Response
+
+from dynaseal.core.errors import APIError
+from dynaseal.gateway import proxy
+from dynaseal.gateway.admission import admit, verify_dynamic_key
+from dynaseal.gateway.deps import Services
+
+router = APIRouter(tags=["OpenAI-compatible"])
+
+Authorization = Annotated[str | None, Header()]
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise APIError(413, f"The request body is larger than {limit} bytes.", code="too_large")
+    body = await request.body()
+    if len(body) > limit:
+        raise APIError(413, f"The request body is larger than {limit} bytes.", code="too_large")
+    return body
+
+
+@router.post("/chat/completions", summary="Create a chat completion with a dynamic key")
+async def chat_completions(
+    request: Request, services: Services, authorization: Authorization = None
+) -> Response:
+    """Verify the key, reserve its budget, proxy upstream, settle and report usage."""
+    raw = await _read_body(request, services.settings.max_request_bytes)
+    admission = await admit(
+        authorization,
+        raw,
+        key_ring=services.key_ring,
+        db=services.db,
+        settings=services.settings,
+    )
+    relay = proxy.stream if admission.stream else proxy.complete
+    return await relay(services.upstream, admission, services.settle)
+
+
+def _model(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": int(time.time()), "owned_by": "dynaseal"}
+
+
+@router.get("/models", summary="The models this dynamic key may call")
+async def list_models(services: Services, authorization: Authorization = None) -> dict[str, Any]:
+    grant = await verify_dynamic_key(authorization, services.key_ring, services.settings)
+    return {"object": "list", "data": [_model(m) for m in grant.models]}
+
+
+@router.get("/models/{model_id:path}", summary="One model this dynamic key may call")
+async def get_model(
+    model_id: str, services: Services, authorization: Authorization = None
+) -> dict[str, Any]:
+    grant = await verify_dynamic_key(authorization, services.key_ring, services.settings)
+    if not grant.allows_model(model_id):
+        raise APIError(404, f"The model {model_id!r} does not exist.", code="model_not_found")
+    return _model(model_id)

@@ -1,0 +1,58 @@
+"""The reference backend's tables: end users, the keys minted for them, callbacks received."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from dynaseal.storage.types import UTCDateTime, utcnow
+
+
+class BackendBase(DeclarativeBase):
+    pass
+
+
+class User(BackendBase):
+    """An end user of the business; the per-user policy overrides the backend defaults."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(128), unique=True)
+    email: Mapped[str | None] = mapped_column(String(256), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(128))
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    allowed_models: Mapped[list[str] | None] = mapped_column(JSON)
+    key_budget_tokens: Mapped[int | None]
+    key_lifetime_seconds: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class IssuedKey(BackendBase):
+    """A dynamic key minted for a user, so callbacks can be tied back to that user."""
+
+    __tablename__ = "issued_keys"
+
+    event_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    models: Mapped[list[str]] = mapped_column(JSON)
+    max_tokens: Mapped[int]
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UsageCallback(BackendBase):
+    """A usage callback received from the gateway, stored once per delivery id."""
+
+    __tablename__ = "usage_callbacks"
+
+    delivery_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(256), index=True)
+    user_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    tokens: Mapped[int]
+    content: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

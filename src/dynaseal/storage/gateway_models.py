@@ -1,0 +1,103 @@
+"""The gateway's tables: tenants, their keys, key budgets, the usage ledger, the outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from dynaseal.storage.types import UTCDateTime, utcnow
+
+
+class GatewayBase(DeclarativeBase):
+    pass
+
+
+class Tenant(GatewayBase):
+    """A business backend registered with the gateway (or the admin account)."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(128), unique=True)
+    email: Mapped[str | None] = mapped_column(String(256), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(128))
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    callback_url: Mapped[str | None] = mapped_column(String(2048))
+    total_tokens: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TenantKey(GatewayBase):
+    """A key a tenant signs dynamic keys with. HS secrets are stored encrypted."""
+
+    __tablename__ = "tenant_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    algorithm: Mapped[str] = mapped_column(String(16))
+    secret_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    public_key_pem: Mapped[str | None] = mapped_column(Text)
+    label: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class KeyBudget(GatewayBase):
+    """The cumulative budget of one dynamic key (one tenant + event id).
+
+    Admission reserves, settlement books: ``spent + reserved <= budget`` always holds
+    because the reservation is one conditional UPDATE.
+    """
+
+    __tablename__ = "key_budgets"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    budget: Mapped[int]
+    reserved: Mapped[int] = mapped_column(default=0)
+    spent: Mapped[int] = mapped_column(default=0)
+    requests: Mapped[int] = mapped_column(default=0)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class UsageRecord(GatewayBase):
+    """One admitted request and what it used: the ledger tenant totals derive from."""
+
+    __tablename__ = "usage_records"
+    __table_args__ = (Index("ix_usage_tenant_event", "tenant_id", "event_id"),)
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(String(256))
+    sub: Mapped[str | None] = mapped_column(String(256))
+    model: Mapped[str] = mapped_column(String(256))
+    stream: Mapped[bool]
+    prompt_tokens: Mapped[int]
+    completion_tokens: Mapped[int]
+    total_tokens: Mapped[int]
+    usage_source: Mapped[str] = mapped_column(String(16))  # "upstream" or "estimated"
+    status: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CallbackDelivery(GatewayBase):
+    """A usage callback in the outbox: written with the ledger row, sent until 2xx."""
+
+    __tablename__ = "callback_deliveries"
+    __table_args__ = (Index("ix_delivery_due", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # webhook-id
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(2048))
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

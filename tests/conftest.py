@@ -1,0 +1,80 @@
+"""Shared fixtures: a fake upstream, a callback receiver and a gateway, all on loopback."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import jwt
+import pytest
+
+from dynaseal.core.original_demo import DEMO_TENANT_API_KEY, DEMO_TENANT_ID
+from dynaseal.gateway.app import create_app as create_gateway
+from dynaseal.gateway.settings import GatewaySettings
+from dynaseal.keys import mint_key
+from support.callbacks import CallbackSink
+from support.servers import ServerThread, serve
+from support.upstream import FakeUpstream
+
+DEMO_MODEL = "deepseek-chat"
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[FakeUpstream]:
+    fake = FakeUpstream()
+    with serve(fake.app()) as server:
+        fake.url = server.url  # type: ignore[attr-defined]
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def sink() -> Iterator[CallbackSink]:
+    receiver = CallbackSink()
+    with serve(receiver.app()) as server:
+        receiver.url = f"{server.url}/v1/callback/usage"  # type: ignore[attr-defined]
+        yield receiver
+
+
+@pytest.fixture(scope="session")
+def gateway(
+    tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream, sink: CallbackSink
+) -> Iterator[ServerThread]:
+    settings = GatewaySettings(
+        database_url=f"sqlite:///{tmp_path_factory.mktemp('gateway') / 'gateway.db'}",
+        openai_base_url=f"{upstream.url}/v1",  # type: ignore[attr-defined]
+        openai_api_key="upstream-secret",
+        admin_user_password="admin-password-for-tests",
+        callback_retry_schedule_seconds=[0.2, 0.5, 1.0],
+    )
+    app = create_gateway(settings, demo=True, demo_data_callback_url=sink.url)  # type: ignore[attr-defined]
+    with serve(app) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _fresh_fakes(request: pytest.FixtureRequest) -> None:
+    for name in ("upstream", "sink"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name).reset()
+
+
+def mint(**overrides: Any) -> str:
+    """A key in our format, minted with the demo tenant's secret."""
+    options: dict[str, Any] = {"tenant_id": DEMO_TENANT_ID, "model": DEMO_MODEL, "max_tokens": 1000}
+    options.update(overrides)
+    secret = options.pop("secret", DEMO_TENANT_API_KEY)
+    return mint_key(secret, **options).token
+
+
+def original_key(**overrides: Any) -> str:
+    """A key exactly as the original design's backend minted it, with plain PyJWT."""
+    claims: dict[str, Any] = {
+        "api-key": DEMO_TENANT_ID,
+        "model": DEMO_MODEL,
+        "max_tokens": 100,
+        "expiring": int(time.time()) + 600,
+        "event_id": f"evt-{time.time_ns()}",
+    }
+    claims.update(overrides)
+    return jwt.encode(claims, DEMO_TENANT_API_KEY, algorithm="HS256")

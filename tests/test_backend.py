@@ -1,0 +1,236 @@
+"""The reference backend over real HTTP: logins, key minting, callbacks and usage."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dynaseal.backend import BackendSettings, create_app
+from dynaseal.backend.demo_data import (
+    DEMO_TENANT_API_KEY,
+    DEMO_TENANT_ID,
+    DEMO_USER_EMAIL,
+    DEMO_USER_ID,
+    DEMO_USER_PASSWORD,
+    DEMO_USER_USERNAME,
+)
+from dynaseal.keys import DEFAULT_AUDIENCE, VerificationKey, peek_key, verify_key
+from support.servers import serve
+
+ADMIN_PASSWORD = "admin-password"
+
+
+def backend_settings(tmp_path: Path) -> BackendSettings:
+    return BackendSettings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'backend.db'}",
+        secret_key="test-secret-key-for-backend-sessions",
+        admin_user_password=ADMIN_PASSWORD,
+        llm_key=None,  # explicit, so the environment cannot change the tests
+        llm_user_id=None,
+        llm_key_id=None,
+    )
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    settings = backend_settings(tmp_path_factory.mktemp("backend"))
+    with (
+        serve(create_app(settings, demo_data=True)) as server,
+        httpx.Client(base_url=server.url) as http,
+    ):
+        yield http
+
+
+def login(http: httpx.Client, username: str, password: str) -> dict[str, str]:
+    response = http.post("/v1/user/login", data={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="module")
+def client1(backend: httpx.Client) -> dict[str, str]:
+    return bearer(login(backend, DEMO_USER_USERNAME, DEMO_USER_PASSWORD)["access_token"])
+
+
+@pytest.fixture(scope="module")
+def admin(backend: httpx.Client) -> dict[str, str]:
+    return bearer(login(backend, "admin", ADMIN_PASSWORD)["access_token"])
+
+
+def assert_openai_error(response: httpx.Response, status: int) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    return error
+
+
+def test_demo_user_logs_in_by_username_and_by_email(backend: httpx.Client) -> None:
+    for name in (DEMO_USER_USERNAME, DEMO_USER_EMAIL):
+        tokens = login(backend, name, DEMO_USER_PASSWORD)
+        assert tokens["token_type"] == "bearer"
+        me = backend.get("/user/me", headers=bearer(tokens["access_token"])).json()
+        assert me["id"] == DEMO_USER_ID
+        assert me["username"] == DEMO_USER_USERNAME
+        assert me["policy"]["models"] == ["deepseek-chat"]
+
+
+def test_wrong_password_and_unknown_user_are_401(backend: httpx.Client) -> None:
+    for name, password in ((DEMO_USER_USERNAME, "nope"), ("nobody", DEMO_USER_PASSWORD)):
+        response = backend.post("/user/login", data={"username": name, "password": password})
+        assert_openai_error(response, 401)
+    assert_openai_error(backend.post("/user/login", data={"username": "x"}), 400)
+
+
+def test_access_and_refresh_tokens_are_not_interchangeable(backend: httpx.Client) -> None:
+    tokens = login(backend, DEMO_USER_USERNAME, DEMO_USER_PASSWORD)
+    refreshed = backend.post("/v1/user/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert refreshed.status_code == 200
+    assert backend.get("/v1/user/me", headers=bearer(refreshed.json()["access_token"])).is_success
+    access_as_refresh = {"refresh_token": tokens["access_token"]}
+    assert_openai_error(backend.post("/v1/user/refresh", json=access_as_refresh), 401)
+    refresh_as_access = bearer(tokens["refresh_token"])
+    assert_openai_error(backend.get("/v1/user/me", headers=refresh_as_access), 401)
+    assert_openai_error(backend.post("/v1/key/create", headers=refresh_as_access), 401)
+
+
+@pytest.mark.parametrize("prefix", ["", "/v1", "/api/v1"])
+def test_key_create_mints_a_verifiable_key_with_the_policy(
+    backend: httpx.Client, client1: dict[str, str], prefix: str
+) -> None:
+    response = backend.post(f"{prefix}/key/create", headers=client1)
+    assert response.status_code == 200, response.text
+    key = response.json()
+    assert key["model"] == "deepseek-chat" and key["models"] == ["deepseek-chat"]
+    assert key["max_tokens"] == 1000
+    assert key["expires_at"] == key["expiring"]
+    assert abs(key["expires_at"] - (time.time() + 600)) < 5
+    assert key["base_url"] == key["gateway_url"] + "/v1"
+
+    unverified = peek_key(key["token"])
+    assert unverified.tenant_id == DEMO_TENANT_ID
+    assert unverified.kid is None
+    grant = verify_key(
+        unverified,
+        [VerificationKey("k1", "HS256", DEMO_TENANT_API_KEY.encode())],
+        audience=DEFAULT_AUDIENCE,
+        now=time.time(),
+    )
+    assert grant.event_id == key["event_id"]
+    assert grant.models == ("deepseek-chat",)
+    assert grant.max_tokens == 1000
+    assert grant.expires_at == key["expires_at"]
+    assert grant.sub == DEMO_USER_ID
+    assert unverified.claims["api-key"] == DEMO_TENANT_ID
+
+
+def test_key_create_may_narrow_but_never_widen_the_policy(
+    backend: httpx.Client, client1: dict[str, str]
+) -> None:
+    narrowed = backend.post("/v1/key/create", headers=client1, json={"max_tokens": 10})
+    assert narrowed.status_code == 200 and narrowed.json()["max_tokens"] == 10
+    too_much = backend.post("/v1/key/create", headers=client1, json={"max_tokens": 1001})
+    assert_openai_error(too_much, 403)
+    other_model = backend.post("/v1/key/create", headers=client1, json={"model": "gpt-4o"})
+    assert_openai_error(other_model, 403)
+    zero = backend.post("/v1/key/create", headers=client1, json={"max_tokens": 0})
+    assert_openai_error(zero, 400)
+
+
+def test_key_create_needs_a_login(backend: httpx.Client) -> None:
+    assert_openai_error(backend.post("/v1/key/create"), 401)
+    assert_openai_error(backend.post("/v1/key/create", headers=bearer("not-a-jwt")), 401)
+
+
+def test_only_an_admin_creates_users(
+    backend: httpx.Client, client1: dict[str, str], admin: dict[str, str]
+) -> None:
+    new_user = {
+        "username": "device7",
+        "password": "pw7",
+        "allowed_models": ["m1", "m2"],
+        "key_budget_tokens": 50,
+        "key_lifetime_seconds": 60,
+    }
+    assert_openai_error(backend.post("/v1/user/create", json=new_user), 401)
+    assert_openai_error(backend.post("/v1/user/create", json=new_user, headers=client1), 403)
+    created = backend.post("/v1/user/create", json=new_user, headers=admin)
+    assert created.status_code == 201, created.text
+    assert created.json()["policy"] == {
+        "models": ["m1", "m2"],
+        "key_budget_tokens": 50,
+        "key_lifetime_seconds": 60,
+    }
+    assert_openai_error(backend.post("/v1/user/create", json=new_user, headers=admin), 409)
+
+    device = bearer(login(backend, "device7", "pw7")["access_token"])
+    key = backend.post("/v1/key/create", headers=device, json={"model": "m2"}).json()
+    assert key["models"] == ["m2"] and key["max_tokens"] == 50
+
+
+def test_callback_is_stored_once_and_listed(
+    backend: httpx.Client,
+    client1: dict[str, str],
+    admin: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    event_id = backend.post("/v1/key/create", headers=client1).json()["event_id"]
+    payload = {
+        "event_id": event_id,
+        "content": "Hello there",
+        "tokens": 12,
+        "request_id": "req-1",
+        "model": "deepseek-chat",
+        "prompt_tokens": 5,
+        "completion_tokens": 7,
+        "status": "completed",
+        "type": "usage",
+    }
+    first = backend.post("/v1/callback/usage", json=payload)
+    assert first.json() == {"received": True}
+    second = backend.post("/v1/callback/usage", json=payload)
+    assert second.status_code == 200 and second.json()["duplicate"] is True
+    signed = {"webhook-id": "msg_1"}
+    assert backend.post("/callback/usage", json=payload | {"tokens": 3}, headers=signed).json() == {
+        "received": True
+    }
+    assert backend.post("/callback/usage", json=payload, headers=signed).json()["duplicate"]
+
+    usage = backend.get("/v1/usage", params={"event_id": event_id}, headers=client1).json()
+    assert [entry["tokens"] for entry in usage["data"]] == [3, 12]  # newest first
+    assert usage["total_tokens"] == 15
+    entry = usage["data"][1]
+    assert entry["user_id"] == DEMO_USER_ID and entry["content"] == "Hello there"
+    assert entry["status"] == "completed" and entry["model"] == "deepseek-chat"
+    assert f"event_id={event_id} tokens=12" in capsys.readouterr().out
+
+    assert (
+        backend.get("/v1/usage", params={"event_id": event_id}, headers=admin).json()[
+            "total_tokens"
+        ]
+        == 15
+    )
+    assert_openai_error(backend.get("/v1/usage"), 401)
+
+
+def test_malformed_callbacks_are_400(backend: httpx.Client) -> None:
+    for body in (b"not json", b"[1, 2]", b'{"event_id": "e"}', b'{"event_id": "e", "tokens": -1}'):
+        response = backend.post(
+            "/v1/callback/usage", content=body, headers={"Content-Type": "application/json"}
+        )
+        assert_openai_error(response, 400)
+
+
+def test_backend_without_tenant_credentials_answers_503(tmp_path: Path) -> None:
+    settings = backend_settings(tmp_path)
+    with serve(create_app(settings)) as server, httpx.Client(base_url=server.url) as http:
+        admin = bearer(login(http, "admin", ADMIN_PASSWORD)["access_token"])
+        error = assert_openai_error(http.post("/v1/key/create", headers=admin), 503)
+        assert "LLM_KEY" in str(error["message"]) and "LLM_USER_ID" in str(error["message"])
