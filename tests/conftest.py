@@ -12,7 +12,7 @@ import pytest
 from dynaseal.core.original_demo import DEMO_TENANT_API_KEY, DEMO_TENANT_ID
 from dynaseal.gateway.app import create_app as create_gateway
 from dynaseal.gateway.settings import GatewaySettings
-from dynaseal.keys import mint_key
+from dynaseal.keys import mint_key, peek_key
 from support.callbacks import CallbackSink
 from support.servers import ServerThread, serve
 from support.upstream import FakeUpstream
@@ -78,3 +78,9 @@ def original_key(**overrides: Any) -> str:
     }
     claims.update(overrides)
     return jwt.encode(claims, DEMO_TENANT_API_KEY, algorithm="HS256")
+
+
+def event_of(token: str) -> str:
+    """The event id a key carries (what its callbacks are filed under)."""
+    claims = peek_key(token).claims
+    return str(claims.get("jti") or claims["event_id"])
