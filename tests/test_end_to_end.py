@@ -3,6 +3,7 @@ and the official OpenAI SDK as the device — as the original design's walkthrou
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,8 +62,6 @@ def system(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) -> 
 
 
 def wait_for_usage(system: System, access_token: str, event_id: str, count: int = 1) -> dict:
-    import time
-
     deadline = time.monotonic() + 10
     while True:
         usage = httpx.get(
