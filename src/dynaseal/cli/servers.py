@@ -1,0 +1,108 @@
+"""Running an ASGI app with uvicorn on a socket we bind ourselves.
+
+Binding first (instead of letting uvicorn do it) means a busy port is reported as
+:class:`PortInUse` before anything starts, and port 0 yields the port the OS picked.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+#: How long a background server may take to run its startup (database, demo data).
+START_TIMEOUT_SECONDS = 30.0
+
+
+class PortInUse(Exception):
+    """Another process listens on the requested port."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(f"port {port} on {host} is already in use")
+        self.host = host
+        self.port = port
+
+
+class ServerFailed(Exception):
+    """A server could not bind its address or did not finish starting."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening-ready TCP socket on ``host:port`` (port 0 picks a free port)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise ServerFailed(f"cannot resolve host {host!r}: {exc}") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(host, port) from None
+        raise ServerFailed(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def base_url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def _config(app: Any, sock: socket.socket, log_level: str, access_log: bool) -> uvicorn.Config:
+    host, port = sock.getsockname()[:2]
+    # log_config=None: uvicorn's loggers go through the root handler of configure_logging.
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        log_config=None,
+        access_log=access_log,
+        lifespan="on",
+    )
+
+
+def run_foreground(app: Any, sock: socket.socket, log_level: str) -> None:
+    """Serve until Ctrl-C / SIGTERM (uvicorn handles the signals in the main thread)."""
+    with sock:
+        uvicorn.Server(_config(app, sock, log_level, access_log=True)).run(sockets=[sock])
+
+
+class BackgroundServer:
+    """A uvicorn server in a daemon thread, for running several services in one process."""
+
+    def __init__(self, app: Any, sock: socket.socket, log_level: str = "warning") -> None:
+        self.url = base_url(sock)
+        self._sock = sock
+        self._server = uvicorn.Server(_config(app, sock, log_level, access_log=False))
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
+        )
+
+    def start(self, timeout: float = START_TIMEOUT_SECONDS) -> BackgroundServer:
+        """Return once the app's startup ran and the socket accepts connections."""
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise ServerFailed("the server stopped during startup (see the log above)")
+            if time.monotonic() > deadline:
+                raise ServerFailed(f"the server did not start within {timeout:.0f} s")
+            time.sleep(0.01)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Let in-flight requests and the app's shutdown finish, then release the port."""
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout=timeout)
+        self._sock.close()
