@@ -36,6 +36,8 @@ class ServiceSettings(BaseSettings):
     admin_user_password: SecretStr | None = None
     database_url: str = "sqlite+aiosqlite:///./dynaseal.db"
     cors_origins: list[str] = Field(default_factory=list)
+    #: ``production`` refuses to start with a default or weak SECRET_KEY / admin password.
+    dynaseal_env: Literal["development", "production"] = "development"
     mongodb_url: str | None = None
     mongodb_db: str | None = None
 
@@ -57,6 +59,8 @@ def load_settings(cls: type[S], **overrides: object) -> S:
             name = "_".join(str(p) for p in error.get("loc", ()) if isinstance(p, str))
             problems.append(f"{name.upper() or 'settings'}: {error.get('msg')}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+    if settings.dynaseal_env == "production":
+        _refuse_weak_secrets(settings)
     if settings.mongodb_url:
         log.warning("MONGODB_URL is ignored: Dynaseal stores its data via DATABASE_URL")
     if settings.secret_key.get_secret_value() == INSECURE_DEV_SECRET:
@@ -64,4 +68,21 @@ def load_settings(cls: type[S], **overrides: object) -> S:
     return settings
 
 
-Environment = Literal["development", "production"]
+_MIN_SECRET_KEY = 32
+_MIN_ADMIN_PASSWORD = 12
+
+
+def _refuse_weak_secrets(settings: ServiceSettings) -> None:
+    secret = settings.secret_key.get_secret_value()
+    if secret == INSECURE_DEV_SECRET or len(secret) < _MIN_SECRET_KEY:
+        raise ConfigError(
+            f"SECRET_KEY: production mode needs a random value of at least {_MIN_SECRET_KEY} "
+            "characters, e.g. the output of: python -c 'import secrets; "
+            "print(secrets.token_urlsafe(48))'"
+        )
+    admin = settings.admin_user_password
+    if admin is not None and len(admin.get_secret_value()) < _MIN_ADMIN_PASSWORD:
+        raise ConfigError(
+            f"ADMIN_USER_PASSWORD: production mode needs at least {_MIN_ADMIN_PASSWORD} "
+            "characters (or leave it unset once the admin account exists)"
+        )

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dynaseal.gateway import budget, chat_request
+from dynaseal.gateway.budget_rules import Reservation
 from dynaseal.gateway.errors import invalid_key, model_not_allowed
 from dynaseal.gateway.key_ring import KeyRing
 from dynaseal.gateway.settings import GatewaySettings
@@ -35,15 +36,21 @@ async def verify_dynamic_key(
     token = bearer_token(authorization)
     try:
         unverified = peek_key(token)
-        candidates = await key_ring.keys_of(unverified.tenant_id)
-        return verify_key(
+        tenant_keys = await key_ring.keys_of(unverified.tenant_id)
+        now = time.time()
+        grant = verify_key(
             unverified,
-            candidates,
+            tenant_keys.active(now),
             audience=settings.gateway_audience,
-            now=time.time(),
+            now=now,
             leeway=settings.key_leeway_seconds,
             max_lifetime=settings.key_max_lifetime_seconds,
         )
+        cutoff = tenant_keys.not_before
+        if cutoff is not None and (grant.issued_at is None or grant.issued_at < cutoff):
+            # Original-format keys carry no iat: a cutoff refuses all of them (fail closed).
+            raise InvalidKey("minted before the tenant revoked its earlier keys")
+        return grant
     except InvalidKey as exc:
         log.info("dynamic key refused: %s", exc.reason)
         raise invalid_key() from None
@@ -54,7 +61,7 @@ class Admission:
     """An admitted request: what the key grants and what was reserved for it."""
 
     grant: KeyGrant
-    reservation: budget.Reservation
+    reservation: Reservation
     body: dict[str, Any]
     upstream_body: dict[str, Any]
     request_id: str = field(default_factory=lambda: f"req_{uuid.uuid4().hex}")

@@ -10,7 +10,7 @@ database — can never reserve more than the budget. Settlement (in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -18,17 +18,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dynaseal.gateway.errors import insufficient_quota
+from dynaseal.gateway.budget_rules import Reservation, decide, refusal_error
+from dynaseal.gateway.errors import invalid_key
 from dynaseal.keys import KeyGrant
 from dynaseal.storage import Database
 from dynaseal.storage.gateway_models import KeyBudget
 
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    amount: int  # tokens held back until settlement
-    completion_cap: int  # max_tokens forwarded upstream (per choice)
-    prompt_estimate: int
+log = logging.getLogger("dynaseal.gateway")
 
 
 async def _locked_row(session: AsyncSession, db: Database, grant: KeyGrant) -> KeyBudget:
@@ -70,25 +66,60 @@ async def reserve(
     """Hold back tokens for one request, or refuse with 429 ``insufficient_quota``."""
     async with db.transaction() as session:
         row = await _locked_row(session, db, grant)
-        if grant.max_requests is not None and row.requests >= grant.max_requests:
-            raise insufficient_quota("This key has no requests left.")
-        remaining = row.budget - row.spent - row.reserved
-        available_per_choice = (remaining - prompt_estimate) // choices
-        if requested_cap is None:
-            cap = available_per_choice
-            if cap < 1:
-                raise insufficient_quota(
-                    f"This key's token budget is spent ({max(remaining, 0)} tokens left, "
-                    f"the prompt needs about {prompt_estimate})."
-                )
-        else:
-            cap = requested_cap
-            if cap > available_per_choice:
-                raise insufficient_quota(
-                    f"The request may use up to {prompt_estimate + cap * choices} tokens "
-                    f"but this key has {max(remaining, 0)} left; lower max_tokens."
-                )
-        amount = prompt_estimate + cap * choices
-        row.reserved += amount
+        decision = decide(
+            budget=row.budget,
+            spent=row.spent,
+            reserved=row.reserved,
+            requests=row.requests,
+            revoked=row.revoked,
+            max_requests=grant.max_requests,
+            prompt_estimate=prompt_estimate,
+            requested_cap=requested_cap,
+            choices=choices,
+        )
+        if not isinstance(decision, Reservation):
+            refusal, remaining = decision
+            log.info("key %s refused: %s", grant.event_id, refusal.value)
+            raise refusal_error(
+                refusal,
+                remaining=remaining,
+                prompt_estimate=prompt_estimate,
+                requested=prompt_estimate + (requested_cap or 0) * choices,
+            )
+        row.reserved += decision.amount
         row.requests += 1
-    return Reservation(amount=amount, completion_cap=cap, prompt_estimate=prompt_estimate)
+    return decision
+
+
+async def ensure_not_revoked(db: Database, grant: KeyGrant) -> None:
+    """For requests that reserve nothing (model listing): refuse revoked event ids too."""
+    async with db.sessions() as session:
+        revoked = await session.scalar(
+            select(KeyBudget.revoked).where(
+                KeyBudget.tenant_id == grant.tenant_id, KeyBudget.event_id == grant.event_id
+            )
+        )
+    if revoked:
+        raise invalid_key()
+
+
+async def revoke_event(db: Database, tenant_id: str, event_id: str, keep_until: datetime) -> None:
+    """Mark an event id revoked, whether or not a key carrying it was used yet."""
+    async with db.transaction() as session:
+        insert = sqlite_insert if db.is_sqlite else pg_insert
+        statement = insert(KeyBudget).values(
+            tenant_id=tenant_id,
+            event_id=event_id,
+            budget=0,
+            reserved=0,
+            spent=0,
+            requests=0,
+            expires_at=keep_until,
+            revoked=True,
+        )
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[KeyBudget.tenant_id, KeyBudget.event_id],
+                set_={"revoked": True},
+            )
+        )

@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from dynaseal.core.errors import APIError, unauthorized
+from dynaseal.core.errors import APIError, bad_request, unauthorized
 from dynaseal.core.session_tokens import InvalidSessionToken
+from dynaseal.gateway.callback_url import CallbackURLRefused, check_callback_url
 from dynaseal.gateway.services import GatewayServices
 from dynaseal.storage.gateway_models import Tenant
 
@@ -49,3 +50,13 @@ async def current_admin(tenant: CurrentTenant) -> Tenant:
 
 
 CurrentAdmin = Annotated[Tenant, Depends(current_admin)]
+
+
+async def allowed_callback_url(services: GatewayServices, url: str | None) -> str | None:
+    """The URL if this gateway may call it (empty means none), else a 400."""
+    if not url:
+        return None
+    try:
+        return await check_callback_url(url, services.callback_policy)
+    except CallbackURLRefused as exc:
+        raise bad_request(f"{exc}.", param="callback_url") from None

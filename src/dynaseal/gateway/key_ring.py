@@ -1,7 +1,7 @@
 """The tenants' active signing keys, as the verifier needs them, behind a short cache.
 
 The cache saves a database round trip per request; its lifetime (``key_cache_seconds``,
-1 s by default) bounds how long a revoked key can still verify on another process.
+1 s by default) bounds how long a revocation takes to bite on another process.
 Unknown tenants are cached too, so forged tenant ids cannot hammer the database.
 """
 
@@ -9,15 +9,35 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 
 from dynaseal.gateway.secrets_box import SecretsBox
-from dynaseal.keys import VerificationKey
+from dynaseal.keys import VerificationKey, load_public_key
 from dynaseal.storage import Database
-from dynaseal.storage.gateway_models import TenantKey
+from dynaseal.storage.gateway_models import Tenant, TenantKey
 
 log = logging.getLogger("dynaseal.gateway")
+
+
+@dataclass(frozen=True, slots=True)
+class _CachedKey:
+    key: VerificationKey
+    retires_at: float | None  # unix time; a retired key verifies until then
+
+
+@dataclass(frozen=True, slots=True)
+class TenantKeys:
+    keys: tuple[_CachedKey, ...]
+    not_before: float | None  # keys minted before this unix time are refused
+
+    def active(self, now: float) -> tuple[VerificationKey, ...]:
+        return tuple(c.key for c in self.keys if c.retires_at is None or c.retires_at > now)
+
+
+_NO_TENANT = TenantKeys((), None)
 
 
 class KeyRing:
@@ -25,9 +45,9 @@ class KeyRing:
         self._db = db
         self._box = box
         self._cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, tuple[VerificationKey, ...]]] = {}
+        self._cache: dict[str, tuple[float, TenantKeys]] = {}
 
-    async def keys_of(self, tenant_id: str) -> tuple[VerificationKey, ...]:
+    async def keys_of(self, tenant_id: str) -> TenantKeys:
         now = time.monotonic()
         cached = self._cache.get(tenant_id)
         if cached is not None and cached[0] > now:
@@ -39,11 +59,14 @@ class KeyRing:
         return keys
 
     def forget(self, tenant_id: str) -> None:
-        """Drop a tenant from the cache (after a key is created or revoked here)."""
+        """Drop a tenant from the cache (after its keys changed in this process)."""
         self._cache.pop(tenant_id, None)
 
-    async def _load(self, tenant_id: str) -> tuple[VerificationKey, ...]:
+    async def _load(self, tenant_id: str) -> TenantKeys:
         async with self._db.sessions() as session:
+            tenant = await session.get(Tenant, tenant_id)
+            if tenant is None:
+                return _NO_TENANT
             rows = await session.scalars(
                 select(TenantKey).where(
                     TenantKey.tenant_id == tenant_id, TenantKey.revoked_at.is_(None)
@@ -52,12 +75,22 @@ class KeyRing:
             records = list(rows)
         keys = []
         for record in records:
-            key = self._material(record)
-            if key is not None:
-                keys.append(VerificationKey(record.kid, record.algorithm, key))
-        return tuple(keys)
+            material = self._material(record)
+            if material is not None:
+                retires = record.retires_at.timestamp() if record.retires_at else None
+                keys.append(
+                    _CachedKey(VerificationKey(record.kid, record.algorithm, material), retires)
+                )
+        cutoff = tenant.keys_not_before.timestamp() if tenant.keys_not_before else None
+        return TenantKeys(tuple(keys), cutoff)
 
-    def _material(self, record: TenantKey) -> bytes | None:
+    def _material(self, record: TenantKey) -> Any:
+        if record.public_key_pem is not None:
+            try:
+                return load_public_key(record.algorithm, record.public_key_pem)
+            except ValueError:
+                log.error("key %s has an unusable public key", record.kid)
+                return None
         if record.secret_ciphertext is None:
             return None
         secret = self._box.open(record.secret_ciphertext, record.kid)

@@ -1,0 +1,76 @@
+"""The budget rules, stated once: what a request may reserve from what is left.
+
+Both stores apply them — :mod:`.budget` inside a database transaction, and
+:mod:`.redis_budget` in Lua (the script mirrors :func:`decide` line for line).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from dynaseal.core.errors import APIError
+from dynaseal.gateway.errors import insufficient_quota, invalid_key
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    amount: int  # tokens held back until settlement
+    completion_cap: int  # max_tokens forwarded upstream (per choice)
+    prompt_estimate: int
+
+
+class Refusal(enum.Enum):
+    REVOKED = "revoked"
+    NO_REQUESTS_LEFT = "no_requests_left"
+    SPENT = "spent"
+    CAP_TOO_HIGH = "cap_too_high"
+
+
+def decide(
+    *,
+    budget: int,
+    spent: int,
+    reserved: int,
+    requests: int,
+    revoked: bool,
+    max_requests: int | None,
+    prompt_estimate: int,
+    requested_cap: int | None,
+    choices: int,
+) -> Reservation | tuple[Refusal, int]:
+    """A reservation, or why not and how many tokens remain."""
+    if revoked:
+        return Refusal.REVOKED, 0
+    if max_requests is not None and requests >= max_requests:
+        return Refusal.NO_REQUESTS_LEFT, 0
+    remaining = budget - spent - reserved
+    per_choice = (remaining - prompt_estimate) // choices
+    if requested_cap is None:
+        cap = per_choice
+        if cap < 1:
+            return Refusal.SPENT, remaining
+    else:
+        cap = requested_cap
+        if cap > per_choice:
+            return Refusal.CAP_TOO_HIGH, remaining
+    return Reservation(prompt_estimate + cap * choices, cap, prompt_estimate)
+
+
+def refusal_error(
+    refusal: Refusal, *, remaining: int, prompt_estimate: int, requested: int
+) -> APIError:
+    left = max(remaining, 0)
+    if refusal is Refusal.REVOKED:
+        return invalid_key()
+    if refusal is Refusal.NO_REQUESTS_LEFT:
+        return insufficient_quota("This key has no requests left.")
+    if refusal is Refusal.SPENT:
+        return insufficient_quota(
+            f"This key's token budget is spent ({left} tokens left, the prompt needs about "
+            f"{prompt_estimate})."
+        )
+    return insufficient_quota(
+        f"The request may use up to {requested} tokens but this key has {left} left; "
+        "lower max_tokens."
+    )
