@@ -2,20 +2,79 @@
 
 from __future__ import annotations
 
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
 import httpx
 import openai
+import pytest
+from standardwebhooks.webhooks import WebhookVerificationError
+from typer.testing import CliRunner
 
 from conftest import DEMO_MODEL, event_of, mint, original_key
-from dynaseal.core.original_demo import DEMO_TENANT_PASSWORD, DEMO_TENANT_USERNAME
+from dynaseal.cli.deliveries import app as deliveries_cli
+from dynaseal.core.original_demo import (
+    DEMO_TENANT_PASSWORD,
+    DEMO_TENANT_USERNAME,
+    DEMO_WEBHOOK_SECRET,
+)
+from dynaseal.gateway.delivery import DEFAULT_RETRY_SCHEDULE, retry_after_seconds
 from support.callbacks import CallbackSink
 from support.servers import ServerThread
 from support.upstream import FakeUpstream
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
+ADMIN_PASSWORD = "admin-password-for-tests"
 
 
 def client(gateway: ServerThread, key: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+
+
+def login(gateway: ServerThread, username: str, password: str) -> dict[str, str]:
+    response = httpx.post(
+        gateway.url + "/v1/user/login", data={"username": username, "password": password}
+    )
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def demo_owner(gateway: ServerThread) -> dict[str, str]:
+    return login(gateway, DEMO_TENANT_USERNAME, DEMO_TENANT_PASSWORD)
+
+
+@dataclass
+class NewTenant:
+    """A tenant of its own, so a test may change its settings without touching others."""
+
+    id: str
+    auth: dict[str, str]
+    webhook_secret: str
+    api_secret: str
+    kid: str
+
+    def key(self, **claims: Any) -> str:
+        return mint(secret=self.api_secret, tenant_id=self.id, kid=self.kid, **claims)
+
+
+def new_tenant(gateway: ServerThread, callback_url: str) -> NewTenant:
+    admin = login(gateway, "admin", ADMIN_PASSWORD)
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    created = httpx.post(
+        gateway.url + "/v1/tenants",
+        headers=admin,
+        json={"username": name, "password": "password-123", "callback_url": callback_url},
+    )
+    assert created.status_code == 201, created.text
+    auth = login(gateway, name, "password-123")
+    api_key = httpx.post(gateway.url + "/v1/api-keys", headers=auth).json()
+    tenant = created.json()
+    return NewTenant(
+        tenant["id"], auth, tenant["webhook_secret"], api_key["secret"], api_key["kid"]
+    )
 
 
 def test_callback_for_a_non_streaming_request(gateway: ServerThread, sink: CallbackSink) -> None:
@@ -43,9 +102,11 @@ def test_callback_for_a_stream_is_signed_with_a_stable_id(
     assert payload["status"] == "completed" and payload["stream"] is True
     assert payload["tokens"] == 19
     assert payload["sub"] == "user-42" and payload["metadata"] == {"order": 7}
-    headers = next(h for h, p in sink.received if p is payload)
-    assert headers["webhook-id"].startswith("msg_")
-    assert headers["webhook-timestamp"].isdigit()
+    delivery = sink.delivery_of(payload)
+    assert delivery.headers["webhook-id"].startswith("msg_")
+    assert delivery.headers["webhook-timestamp"].isdigit()
+    assert len(delivery.signatures()) == 1
+    delivery.verify(DEMO_WEBHOOK_SECRET)
 
 
 def test_callback_when_the_device_disconnects_mid_stream(
@@ -106,7 +167,7 @@ def test_upstream_breaking_mid_stream_ends_with_an_error_event(
     assert payload["content"] == "w0 w1 w2 "
 
 
-def test_undelivered_callback_is_retried_with_the_same_id(
+def test_undelivered_callback_is_retried_with_the_same_id_and_attempts_shown(
     gateway: ServerThread, sink: CallbackSink
 ) -> None:
     sink.fail_next = 2
@@ -114,7 +175,24 @@ def test_undelivered_callback_is_retried_with_the_same_id(
     client(gateway, key).chat.completions.create(model=DEMO_MODEL, messages=MESSAGES)
     [payload] = sink.wait_for(1, timeout=15, event_id=event_of(key))
     assert payload["tokens"] == 19
-    assert sink.fail_next == 0  # the receiver refused twice before accepting
+    webhook_id = sink.delivery_of(payload).headers["webhook-id"]
+    assert [r.headers["webhook-id"] for r in sink.refused] == [webhook_id] * 2
+
+    owner = demo_owner(gateway)
+    shown = httpx.get(f"{gateway.url}/v1/deliveries/{webhook_id}", headers=owner).json()
+    assert shown["status"] == "delivered" and shown["attempts"] == 3
+    assert shown["payload"]["event_id"] == event_of(key)
+    assert [a["status_code"] for a in shown["attempt_log"]] == [503, 503, 200]
+    assert [a["error"] for a in shown["attempt_log"]] == ["HTTP 503", "HTTP 503", None]
+    listed = httpx.get(
+        f"{gateway.url}/v1/deliveries", headers=owner, params={"status": "delivered"}
+    ).json()
+    assert webhook_id in [d["id"] for d in listed["data"]]
+
+    resent = httpx.post(f"{gateway.url}/v1/deliveries/{webhook_id}/resend", headers=owner)
+    assert resent.status_code == 200 and resent.json()["status"] == "pending"
+    again = sink.wait_for(2, event_id=event_of(key))
+    assert len(again) == 2 and sink.delivery_of(again[1]).headers["webhook-id"] == webhook_id
 
 
 def test_tenant_total_grows_with_usage(gateway: ServerThread) -> None:
@@ -127,3 +205,168 @@ def test_tenant_total_grows_with_usage(gateway: ServerThread) -> None:
     client(gateway, mint()).chat.completions.create(model=DEMO_MODEL, messages=MESSAGES)
     after = httpx.get(gateway.url + "/v1/user/me", headers=headers).json()["total_tokens"]
     assert after - before == 19
+
+
+def test_ledger_records_each_request_with_its_timings(gateway: ServerThread) -> None:
+    key = mint(sub="user-7")
+    list(
+        client(gateway, key).chat.completions.create(
+            model=DEMO_MODEL, messages=MESSAGES, stream=True
+        )
+    )
+    owner = demo_owner(gateway)
+    ledger = httpx.get(
+        gateway.url + "/v1/usage", headers=owner, params={"event_id": event_of(key)}
+    ).json()
+    [record] = ledger["data"]
+    assert record["sub"] == "user-7" and record["status"] == "completed"
+    assert (record["prompt_tokens"], record["completion_tokens"]) == (11, 8)
+    assert record["usage_source"] == "upstream"
+    assert 0 <= record["time_to_first_token_ms"] <= record["latency_ms"]
+    assert ledger["totals"] == {
+        "requests": 1,
+        "prompt_tokens": 11,
+        "completion_tokens": 8,
+        "total_tokens": 19,
+    }
+    assert ledger["tenant_total_tokens"] >= 19
+    assert httpx.get(gateway.url + "/v1/usage").status_code == 401
+
+
+def test_a_new_tenant_gets_a_webhook_secret_and_can_rotate_it(
+    gateway: ServerThread, sink: CallbackSink
+) -> None:
+    tenant = new_tenant(gateway, sink.url)  # type: ignore[attr-defined]
+    assert tenant.webhook_secret.startswith("whsec_")
+    me = httpx.get(gateway.url + "/v1/user/me", headers=tenant.auth)
+    assert tenant.webhook_secret.removeprefix("whsec_") not in me.text
+
+    key = tenant.key()
+    client(gateway, key).chat.completions.create(model=DEMO_MODEL, messages=MESSAGES)
+    [payload] = sink.wait_for(1, event_id=event_of(key))
+    sink.delivery_of(payload).verify(tenant.webhook_secret)
+    with pytest.raises(WebhookVerificationError):
+        sink.delivery_of(payload).verify(DEMO_WEBHOOK_SECRET)
+
+    rotated = httpx.post(gateway.url + "/v1/webhook-secret/rotate", headers=tenant.auth).json()
+    new_secret = rotated["secret"]
+    assert new_secret != tenant.webhook_secret
+    assert datetime.fromisoformat(rotated["previous_secret_valid_until"]) > datetime.now(UTC)
+    key = tenant.key()
+    client(gateway, key).chat.completions.create(model=DEMO_MODEL, messages=MESSAGES)
+    [payload] = sink.wait_for(1, event_id=event_of(key))
+    delivery = sink.delivery_of(payload)
+    assert len(delivery.signatures()) == 2  # both, while receivers switch over
+    delivery.verify(new_secret)
+    delivery.verify(tenant.webhook_secret)
+
+
+def test_content_and_prompt_in_callbacks_are_the_tenants_choice(
+    gateway: ServerThread, sink: CallbackSink
+) -> None:
+    tenant = new_tenant(gateway, sink.url)  # type: ignore[attr-defined]
+    me = httpx.get(gateway.url + "/v1/user/me", headers=tenant.auth).json()
+    assert me["callback_include_content"] is True and me["callback_include_prompt"] is False
+    key = tenant.key()
+    client(gateway, key).chat.completions.create(model=DEMO_MODEL, messages=MESSAGES)
+    [default] = sink.wait_for(1, event_id=event_of(key))
+    assert default["content"] and "messages" not in default
+
+    changed = httpx.patch(
+        gateway.url + "/v1/user/me",
+        headers=tenant.auth,
+        json={"callback_include_content": False, "callback_include_prompt": True},
+    ).json()
+    assert changed["callback_include_content"] is False
+    assert changed["callback_include_prompt"] is True
+    key = tenant.key()
+    client(gateway, key).chat.completions.create(model=DEMO_MODEL, messages=MESSAGES)
+    [private] = sink.wait_for(1, event_id=event_of(key))
+    assert private["content"] is None and private["tokens"] == 19
+    assert private["messages"] == MESSAGES
+
+
+def test_test_event_and_deliveries_are_only_the_owners(
+    gateway: ServerThread, sink: CallbackSink
+) -> None:
+    tenant = new_tenant(gateway, sink.url)  # type: ignore[attr-defined]
+    sent = httpx.post(gateway.url + "/v1/deliveries/test", headers=tenant.auth)
+    assert sent.status_code == 201 and sent.json()["type"] == "test"
+    [payload] = sink.wait_for(1, type="test")
+    delivery = sink.delivery_of(payload)
+    delivery.verify(tenant.webhook_secret)
+    assert delivery.headers["webhook-id"] == sent.json()["id"]
+
+    demo = demo_owner(gateway)
+    path = f"{gateway.url}/v1/deliveries/{sent.json()['id']}"
+    assert httpx.get(path, headers=demo).status_code == 404
+    assert httpx.post(path + "/resend", headers=demo).status_code == 404
+    listed = httpx.get(gateway.url + "/v1/deliveries", headers=demo).json()["data"]
+    assert sent.json()["id"] not in [d["id"] for d in listed]
+    assert httpx.get(gateway.url + "/v1/deliveries").status_code == 401
+
+
+def test_retry_after_is_honoured_and_410_disables(
+    gateway: ServerThread, sink: CallbackSink
+) -> None:
+    owner = demo_owner(gateway)
+    sink.fail_next, sink.fail_status, sink.fail_headers = 1, 429, {"Retry-After": "1"}
+    key = mint()
+    client(gateway, key).chat.completions.create(model=DEMO_MODEL, messages=MESSAGES)
+    [payload] = sink.wait_for(1, event_id=event_of(key))
+    webhook_id = sink.delivery_of(payload).headers["webhook-id"]
+    log = httpx.get(f"{gateway.url}/v1/deliveries/{webhook_id}", headers=owner).json()
+    first, second = (datetime.fromisoformat(a["attempted_at"]) for a in log["attempt_log"])
+    assert (second - first).total_seconds() >= 0.95  # not the 0.2 s of the schedule
+
+    sink.fail_next, sink.fail_status, sink.fail_headers = 5, 410, {}
+    key = mint()
+    client(gateway, key).chat.completions.create(model=DEMO_MODEL, messages=MESSAGES)
+    deadline = time.monotonic() + 10
+    while len(sink.refused) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    gone = sink.refused[-1].headers["webhook-id"]
+    shown = httpx.get(f"{gateway.url}/v1/deliveries/{gone}", headers=owner).json()
+    assert shown["status"] == "disabled" and shown["attempts"] == 1
+    time.sleep(0.5)  # longer than the first retry delay: no second attempt comes
+    assert sink.fail_next == 4
+
+
+def test_retry_after_accepts_seconds_and_http_dates() -> None:
+    now = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
+    assert retry_after_seconds("120", now) == 120
+    assert retry_after_seconds("Wed, 01 Jan 2025 12:01:30 GMT", now) == 90
+    assert retry_after_seconds("Wed, 01 Jan 2025 11:00:00 GMT", now) == 0
+    assert retry_after_seconds("soon", now) is None
+    assert retry_after_seconds(None, now) is None
+
+
+def test_default_retry_schedule_spans_about_three_days() -> None:
+    assert 2.5 * 86400 < sum(DEFAULT_RETRY_SCHEDULE) < 3.5 * 86400
+
+
+def test_cli_lists_shows_resends_and_tests_deliveries(
+    gateway: ServerThread, sink: CallbackSink
+) -> None:
+    sink.fail_next = 1
+    key = mint()
+    client(gateway, key).chat.completions.create(model=DEMO_MODEL, messages=MESSAGES)
+    [payload] = sink.wait_for(1, event_id=event_of(key))
+    webhook_id = sink.delivery_of(payload).headers["webhook-id"]
+    login = ["--gateway-url", gateway.url, "--username", DEMO_TENANT_USERNAME]
+    login += ["--password", DEMO_TENANT_PASSWORD]
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(deliveries_cli, [*login, *args], terminal_width=250)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert webhook_id in run("list", "--status", "delivered")
+    shown = run("show", webhook_id)
+    assert "HTTP 503" in shown and event_of(key) in shown
+    assert "pending" in run("resend", webhook_id)
+    assert "test" in run("test")
+    assert len(sink.wait_for(2, event_id=event_of(key))) == 2
+    wrong = runner.invoke(deliveries_cli, ["--gateway-url", gateway.url, "list"])
+    assert wrong.exit_code == 2 and "--username" in wrong.output

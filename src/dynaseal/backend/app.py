@@ -11,6 +11,7 @@ from dynaseal.backend import crud
 from dynaseal.backend.demo_data import load_demo_data, with_demo_tenant
 from dynaseal.backend.routes import api_router
 from dynaseal.backend.settings import BackendSettings
+from dynaseal.backend.webhooks import CallbackVerifier
 from dynaseal.core.http import configure, include_everywhere
 from dynaseal.core.session_tokens import SessionTokens
 from dynaseal.storage import Database
@@ -49,6 +50,8 @@ def create_app(settings: BackendSettings, *, demo_data: bool = False) -> FastAPI
         access_ttl_seconds=settings.access_token_expire_minutes * 60,
         refresh_ttl_seconds=settings.refresh_token_expire_minutes * 60,
     )
+    secret = settings.webhook_secret
+    app.state.callback_verifier = CallbackVerifier(secret.get_secret_value() if secret else None)
     configure(app, settings.cors_origins)
     include_everywhere(app, [api_router])
     return app

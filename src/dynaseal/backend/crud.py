@@ -43,6 +43,7 @@ async def create_user(session: AsyncSession, data: UserCreate, password_hash: st
         allowed_models=data.allowed_models,
         key_budget_tokens=data.key_budget_tokens,
         key_lifetime_seconds=data.key_lifetime_seconds,
+        daily_token_quota=data.daily_token_quota,
     )
     session.add(user)
     try:
@@ -84,7 +85,9 @@ def record_issued_key(session: AsyncSession, minted: MintedKey, user_id: str) ->
     )
 
 
-async def store_callback(db: Database, delivery_id: str, payload: UsagePayload) -> bool:
+async def store_callback(
+    db: Database, delivery_id: str, payload: UsagePayload, *, signature_verified: bool
+) -> bool:
     """Store one delivery; ``False`` when this delivery id was stored before."""
     try:
         async with db.transaction() as session:
@@ -99,11 +102,22 @@ async def store_callback(db: Database, delivery_id: str, payload: UsagePayload) 
                     tokens=payload.tokens,
                     content=payload.content,
                     payload=payload.model_dump(mode="json"),
+                    occurred_at=payload.ended_at or datetime.now(UTC),
+                    signature_verified=signature_verified,
                 )
             )
     except IntegrityError:  # a concurrent delivery of the same id won the insert
         return False
     return True
+
+
+async def tokens_used_since(session: AsyncSession, user_id: str, since: datetime) -> int:
+    total = await session.scalar(
+        select(func.coalesce(func.sum(UsageCallback.tokens), 0)).where(
+            UsageCallback.user_id == user_id, UsageCallback.occurred_at >= since
+        )
+    )
+    return int(total or 0)
 
 
 async def list_usage(

@@ -13,6 +13,7 @@ from dynaseal.core.original_demo import (
     DEMO_USER_PASSWORD,
     DEMO_USER_PASSWORD_HASH,
     DEMO_USER_USERNAME,
+    DEMO_WEBHOOK_SECRET,
 )
 from dynaseal.storage import Database
 from dynaseal.storage.backend_models import User
@@ -24,17 +25,23 @@ __all__ = [
     "DEMO_USER_ID",
     "DEMO_USER_PASSWORD",
     "DEMO_USER_USERNAME",
+    "DEMO_WEBHOOK_SECRET",
     "load_demo_data",
     "with_demo_tenant",
 ]
 
 
 def with_demo_tenant(settings: BackendSettings) -> BackendSettings:
-    """Sign with the demo tenant unless the operator configured a tenant of their own."""
+    """Unless the operator configured a tenant of their own: sign with the demo tenant
+    and trust its public webhook secret (or WEBHOOK_SECRET, when set)."""
     if settings.llm_key is not None or settings.llm_user_id:
         return settings
     return settings.model_copy(
-        update={"llm_key": SecretStr(DEMO_TENANT_API_KEY), "llm_user_id": DEMO_TENANT_ID}
+        update={
+            "llm_key": SecretStr(DEMO_TENANT_API_KEY),
+            "llm_user_id": DEMO_TENANT_ID,
+            "webhook_secret": settings.webhook_secret or SecretStr(DEMO_WEBHOOK_SECRET),
+        }
     )
 
 

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from dynaseal.backend.settings import BackendSettings
+from dynaseal.backend.webhooks import CallbackVerifier
 from dynaseal.core.errors import APIError, unauthorized
 from dynaseal.core.session_tokens import InvalidSessionToken, SessionTokens
 from dynaseal.storage import Database
@@ -28,7 +29,12 @@ def get_tokens(request: Request) -> SessionTokens:
     return request.app.state.tokens
 
 
+def get_verifier(request: Request) -> CallbackVerifier:
+    return request.app.state.callback_verifier
+
+
 SettingsDep = Annotated[BackendSettings, Depends(get_settings)]
+VerifierDep = Annotated[CallbackVerifier, Depends(get_verifier)]
 DatabaseDep = Annotated[Database, Depends(get_db)]
 TokensDep = Annotated[SessionTokens, Depends(get_tokens)]
 

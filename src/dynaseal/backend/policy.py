@@ -14,6 +14,7 @@ class Policy:
     models: tuple[str, ...]
     key_budget_tokens: int
     key_lifetime_seconds: int
+    daily_token_quota: int  # 0: unlimited
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,11 @@ def policy_for(user: User, settings: BackendSettings) -> Policy:
         models=tuple(user.allowed_models or settings.default_models),
         key_budget_tokens=user.key_budget_tokens or settings.key_budget_tokens,
         key_lifetime_seconds=user.key_lifetime_seconds or settings.key_lifetime_seconds,
+        daily_token_quota=(
+            settings.user_daily_token_quota
+            if user.daily_token_quota is None
+            else user.daily_token_quota
+        ),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
 
 Name = Annotated[str, Field(min_length=1, max_length=128)]
 Identifier = Annotated[str, Field(min_length=1, max_length=256)]
@@ -19,6 +19,7 @@ class PolicyView(BaseModel):
     models: list[str]
     key_budget_tokens: int
     key_lifetime_seconds: int
+    daily_token_quota: int | None = Field(description="Tokens per UTC day; null: unlimited.")
 
 
 class UserView(BaseModel):
@@ -39,6 +40,8 @@ class UserCreate(BaseModel):
     allowed_models: Annotated[list[Identifier], Field(min_length=1, max_length=64)] | None = None
     key_budget_tokens: PositiveInt | None = None
     key_lifetime_seconds: Annotated[int, Field(gt=0, le=7 * 24 * 3600)] | None = None
+    #: Tokens per UTC day; omitted: the backend default; 0: unlimited.
+    daily_token_quota: NonNegativeInt | None = None
 
 
 class KeyCreate(BaseModel):
@@ -74,6 +77,7 @@ class UsagePayload(BaseModel):
     completion_tokens: NonNegativeInt | None = None
     status: str | None = None
     type: str | None = None
+    ended_at: AwareDatetime | None = None
 
 
 class UsageEntry(BaseModel):
@@ -84,6 +88,7 @@ class UsageEntry(BaseModel):
     content: str | None
     model: str | None
     status: str | None
+    signature_verified: bool
     received_at: int
     payload: dict[str, Any]
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import PositiveInt, SecretStr
+from pydantic import NonNegativeInt, PositiveInt, SecretStr, field_validator
+from standardwebhooks.webhooks import Webhook
 
 from dynaseal.core.settings import ServiceSettings
 from dynaseal.keys import DEFAULT_AUDIENCE
@@ -18,9 +19,24 @@ class BackendSettings(ServiceSettings):
     llm_user_id: str | None = None
     #: ``kid`` header of minted keys; without one the gateway tries all the tenant's HS keys.
     llm_key_id: str | None = None
+    #: The tenant's webhook secret (``whsec_...``) that the gateway signs callbacks with.
+    #: Unset: unsigned callbacks are accepted (as the original gateway sent them).
+    webhook_secret: SecretStr | None = None
     gateway_url: str = "http://127.0.0.1:8000"
     gateway_audience: str = DEFAULT_AUDIENCE
     # The policy of users who have none of their own.
     default_models: list[str] = ["deepseek-chat"]
     key_budget_tokens: PositiveInt = 1000
     key_lifetime_seconds: PositiveInt = 600
+    #: Tokens a user may use per UTC day; 0 means unlimited.
+    user_daily_token_quota: NonNegativeInt = 0
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _standard_webhooks_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                Webhook(value.get_secret_value())
+            except Exception as exc:
+                raise ValueError("not a Standard Webhooks secret (whsec_<base64>)") from exc
+        return value

@@ -12,6 +12,9 @@ DEMO_TENANT_PASSWORD = "user1"
 DEMO_TENANT_PASSWORD_HASH = "$2b$12$QFk6uHDBM5s69uSXrchivOC5SbpTUGV4tjmWz0nRvPSiMt.WAZVhC"
 DEMO_TENANT_API_KEY = "4d72c063-881f-45fa-85ab-3375c84f5dd7"
 DEMO_CALLBACK_URL = "http://127.0.0.1:9000/v1/callback/usage"
+# Not in the original (its callbacks were unsigned): the demo tenant's webhook secret,
+# public like the rest, so the demo backend can verify the demo gateway's callbacks.
+DEMO_WEBHOOK_SECRET = "whsec_ZHluYXNlYWwtcHVibGljLWRlbW8td2ViaG9vay1rZXk="
 
 # The end user of the business backend (the device logs in as this user).
 DEMO_USER_ID = "671247fadb2faa4fec2c6f39"

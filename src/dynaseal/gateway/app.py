@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from dynaseal import __version__
 from dynaseal.core.http import configure, include_everywhere
 from dynaseal.gateway import demo_data, tenants
-from dynaseal.gateway.routes import account, admin, api_keys, chat
+from dynaseal.gateway.routes import account, admin, api_keys, chat, deliveries, revocations, usage
 from dynaseal.gateway.services import GatewayServices
 from dynaseal.gateway.settings import GatewaySettings
 from dynaseal.storage.gateway_models import GatewayBase
@@ -23,7 +23,7 @@ def create_app(
     demo: bool = False,
 ) -> FastAPI:
     """Build the gateway. ``demo`` loads the original demo tenant (its key is public)."""
-    services = GatewayServices.build(settings)
+    services = GatewayServices.build(settings, allow_loopback=demo)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -49,7 +49,18 @@ def create_app(
     )
     app.state.services = services
     configure(app, settings.cors_origins)
-    include_everywhere(app, [chat.router, account.router, api_keys.router, admin.router])
+    include_everywhere(
+        app,
+        [
+            chat.router,
+            account.router,
+            api_keys.router,
+            revocations.router,
+            admin.router,
+            deliveries.router,
+            usage.router,
+        ],
+    )
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     async def healthz() -> dict[str, str]:

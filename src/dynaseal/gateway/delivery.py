@@ -2,9 +2,11 @@
 
 A background task per gateway process claims due rows (a claim expires, so a crashed
 worker's rows are picked up again; ``SKIP LOCKED`` on PostgreSQL keeps two workers off
-the same row), POSTs them, and either marks them delivered, retries them later with
-back-off and jitter (honouring ``Retry-After``), or gives up on HTTP 410 / after the
-last retry. ``webhook-id`` stays the same across retries so receivers can de-duplicate.
+the same row), POSTs them signed the Standard Webhooks way, records the attempt, and
+either marks the row delivered, retries it later with back-off and jitter (honouring
+``Retry-After``), or gives up on HTTP 410 / after the last retry. ``webhook-id`` stays the
+same across retries so receivers can de-duplicate. Rows live in the database, so what
+is pending when a gateway stops is sent by the next one to start.
 """
 
 from __future__ import annotations
@@ -17,19 +19,22 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
 from sqlalchemy import or_, select, update
 
+from dynaseal.gateway import webhook_secrets
+from dynaseal.gateway.secrets_box import SecretsBox
 from dynaseal.storage import Database
-from dynaseal.storage.gateway_models import CallbackDelivery
-from dynaseal.storage.types import utcnow
+from dynaseal.storage.gateway_models import CallbackAttempt, CallbackDelivery, Tenant
 
 log = logging.getLogger("dynaseal.gateway.delivery")
 
-#: Delay before each retry (Standard Webhooks' schedule): 5 s, 5 min, 30 min, 2 h, 5 h, 10 h…
-DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0, 86400.0)
-_CLAIM_SECONDS = 120
+#: Delay before each retry: Standard Webhooks' schedule (5 s, 5 min, 30 min, 2 h, 5 h,
+#: 10 h, 10 h) stretched by two daily retries, so a receiver may be down ~3 days (75.6 h).
+DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0, 86400.0, 86400.0)
 _BATCH = 64
 
 
@@ -39,26 +44,52 @@ class _Claimed:
     url: str
     payload: str
     attempts: int
+    secrets: list[str]
 
 
-def _retry_after(response: httpx.Response | None) -> float | None:
-    if response is None:
+@dataclass(frozen=True, slots=True)
+class _Result:
+    status_code: int | None
+    retry_after: float | None
+    error: str | None  # None: delivered
+    duration_ms: int
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """``Retry-After`` as delta-seconds or an HTTP-date; ``None`` when absent or garbled."""
+    if not value:
         return None
-    value = response.headers.get("retry-after", "")
-    return float(value) if value.isdigit() else None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
 
 
 class DeliveryWorker:
     def __init__(
         self,
         db: Database,
+        box: SecretsBox,
         *,
         timeout: float,
         retry_schedule: Sequence[float] = DEFAULT_RETRY_SCHEDULE,
         poll_seconds: float = 1.0,
     ) -> None:
         self._db = db
+        self._box = box
+        self._timeout = timeout
+        # Long enough for one bounded attempt and its bookkeeping; after that a claim
+        # is taken to belong to a crashed worker.
+        self._claim = timedelta(seconds=2 * timeout + 5)
         self._schedule = tuple(retry_schedule)
+        # A receiver's Retry-After may stretch a wait, but not past the longest planned one.
+        self._max_delay = max(self._schedule, default=0.0)
         self._poll_seconds = poll_seconds
         self._wake = asyncio.Event()
         self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
@@ -68,7 +99,7 @@ class DeliveryWorker:
         self._task = asyncio.create_task(self._run(), name="dynaseal-callback-delivery")
 
     def notify(self) -> None:
-        """A new row is in the outbox: look now rather than at the next poll."""
+        """A row is due in the outbox: look now rather than at the next poll."""
         self._wake.set()
 
     async def stop(self) -> None:
@@ -93,12 +124,12 @@ class DeliveryWorker:
 
     async def deliver_due(self) -> int:
         """Claim and send every due row once; returns how many were attempted."""
-        claimed = await self._claim()
+        claimed = await self._claim_due()
         await asyncio.gather(*(self._deliver(row) for row in claimed))
         return len(claimed)
 
-    async def _claim(self) -> list[_Claimed]:
-        now = utcnow()
+    async def _claim_due(self) -> list[_Claimed]:
+        now = datetime.now(UTC)
         async with self._db.transaction() as session:
             rows = list(
                 await session.scalars(
@@ -116,44 +147,106 @@ class DeliveryWorker:
                     .with_for_update(skip_locked=True)
                 )
             )
+            if not rows:
+                return []
+            tenant_ids = {r.tenant_id for r in rows}
+            tenants = await session.scalars(select(Tenant).where(Tenant.id.in_(tenant_ids)))
+            secrets = {t.id: webhook_secrets.signing_secrets(t, self._box, now) for t in tenants}
             for row in rows:
-                row.claimed_until = now + timedelta(seconds=_CLAIM_SECONDS)
-            return [_Claimed(r.id, r.url, r.payload, r.attempts) for r in rows]
+                row.claimed_until = now + self._claim
+            return [
+                _Claimed(r.id, r.url, r.payload, r.attempts, secrets.get(r.tenant_id, []))
+                for r in rows
+            ]
 
-    async def _deliver(self, row: _Claimed) -> None:
+    async def _post(self, row: _Claimed) -> _Result:
+        sent_at = datetime.now(UTC).replace(microsecond=0)
         headers = {
             "content-type": "application/json",
             "user-agent": "dynaseal-gateway",
             "webhook-id": row.id,
-            "webhook-timestamp": str(int(time.time())),
+            "webhook-timestamp": str(int(sent_at.timestamp())),
         }
-        response: httpx.Response | None = None
+        if row.secrets:
+            headers["webhook-signature"] = webhook_secrets.signature_header(
+                row.secrets, row.id, sent_at, row.payload
+            )
+        started = time.monotonic()
+        status_code: int | None = None
+        retry_after: float | None = None
         try:
-            response = await self._client.post(row.url, content=row.payload, headers=headers)
-            error = None if response.is_success else f"HTTP {response.status_code}"
+            # The whole exchange is bounded, not just each read: a receiver dripping
+            # bytes cannot hold the row. Its answer body is never read.
+            async with (
+                asyncio.timeout(self._timeout),
+                self._client.stream("POST", row.url, content=row.payload, headers=headers) as r,
+            ):
+                status_code = r.status_code
+                retry_after = retry_after_seconds(r.headers.get("retry-after"), datetime.now(UTC))
+            error = None if 200 <= status_code < 300 else f"HTTP {status_code}"
+        except TimeoutError:
+            error = f"no answer within {self._timeout:g} s"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
-        attempts = row.attempts + 1
-        values: dict[str, object] = {"attempts": attempts, "claimed_until": None}
-        if error is None:
-            values.update(status="delivered", delivered_at=utcnow(), last_error=None)
+        duration_ms = round((time.monotonic() - started) * 1000)
+        return _Result(status_code, retry_after, error, duration_ms)
+
+    def _next_state(self, row: _Claimed, result: _Result, attempt: int) -> dict[str, Any]:
+        """The row's new columns after ``attempt`` ended with ``result``."""
+        if result.error is None:
             log.info("callback %s delivered to %s", row.id, row.url)
-        elif response is not None and response.status_code == 410:
-            values.update(status="disabled", last_error="HTTP 410: endpoint disabled")
+            return {"status": "delivered", "delivered_at": datetime.now(UTC), "last_error": None}
+        if result.status_code == 410:
             log.warning("callback %s: endpoint %s answered 410, giving up", row.id, row.url)
-        elif attempts > len(self._schedule):
-            values.update(status="failed", last_error=error)
-            log.error("callback %s failed for good after %d attempts: %s", row.id, attempts, error)
-        else:
-            delay = self._schedule[attempts - 1] * random.uniform(0.8, 1.2)
-            delay = max(delay, _retry_after(response) or 0.0)
-            values.update(
-                next_attempt_at=datetime.now(UTC) + timedelta(seconds=delay), last_error=error
+            return {"status": "disabled", "last_error": "HTTP 410: endpoint disabled"}
+        if attempt > len(self._schedule):
+            log.error(
+                "callback %s failed for good after %d attempts: %s", row.id, attempt, result.error
             )
-            log.warning(
-                "callback %s attempt %d failed (%s); retry in %.1fs", row.id, attempts, error, delay
-            )
+            return {"status": "failed", "last_error": result.error}
+        delay = self._schedule[attempt - 1] * random.uniform(0.8, 1.2)
+        if result.retry_after is not None:
+            delay = max(delay, min(result.retry_after, self._max_delay))
+        log.warning(
+            "callback %s attempt %d failed (%s); retry in %.1fs",
+            row.id,
+            attempt,
+            result.error,
+            delay,
+        )
+        return {
+            "next_attempt_at": datetime.now(UTC) + timedelta(seconds=delay),
+            "last_error": result.error,
+        }
+
+    async def _deliver(self, row: _Claimed) -> None:
+        attempted_at = datetime.now(UTC)
+        result = await self._post(row)
+        attempt = row.attempts + 1
+        values = self._next_state(row, result, attempt)
+        retry_at = values.get("next_attempt_at")
         async with self._db.transaction() as session:
-            await session.execute(
-                update(CallbackDelivery).where(CallbackDelivery.id == row.id).values(**values)
+            session.add(
+                CallbackAttempt(
+                    delivery_id=row.id,
+                    attempt=attempt,
+                    attempted_at=attempted_at,
+                    url=row.url,
+                    status_code=result.status_code,
+                    error=result.error,
+                    duration_ms=result.duration_ms,
+                )
             )
+            await session.execute(
+                update(CallbackDelivery)
+                .where(CallbackDelivery.id == row.id)
+                .values(attempts=attempt, claimed_until=None, **values)
+            )
+        if retry_at is not None:
+            self._wake_at(retry_at)
+
+    def _wake_at(self, when: datetime) -> None:
+        """Short retry delays (tests, ``Retry-After: 0``) need not wait for the next poll."""
+        delay = (when - datetime.now(UTC)).total_seconds()
+        if delay < self._poll_seconds:
+            asyncio.get_running_loop().call_later(max(delay, 0.0), self._wake.set)

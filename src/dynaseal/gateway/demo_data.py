@@ -11,8 +11,9 @@ from dynaseal.core.original_demo import (
     DEMO_TENANT_ID,
     DEMO_TENANT_PASSWORD_HASH,
     DEMO_TENANT_USERNAME,
+    DEMO_WEBHOOK_SECRET,
 )
-from dynaseal.gateway import tenants
+from dynaseal.gateway import tenants, webhook_secrets
 from dynaseal.gateway.secrets_box import SecretsBox
 from dynaseal.storage import Database
 from dynaseal.storage.gateway_models import Tenant, TenantKey
@@ -26,7 +27,7 @@ async def load_demo_tenant(
     async with db.transaction() as session:
         tenant = await session.get(Tenant, DEMO_TENANT_ID)
         if tenant is None:
-            await tenants.create_tenant(
+            tenant = await tenants.create_tenant(
                 session,
                 tenant_id=DEMO_TENANT_ID,
                 username=DEMO_TENANT_USERNAME,
@@ -36,6 +37,8 @@ async def load_demo_tenant(
             )
         else:
             tenant.callback_url = callback_url
+        # Every start, like the callback URL: the demo backend trusts only this secret.
+        webhook_secrets.install(tenant, box, DEMO_WEBHOOK_SECRET)
         key = await session.scalar(select(TenantKey).where(TenantKey.kid == DEMO_TENANT_KID))
         if key is None:
             await tenants.create_api_key(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dynaseal.core.login_throttle import LoginThrottle
 from dynaseal.core.session_tokens import SessionTokens
 from dynaseal.gateway import settlement
 from dynaseal.gateway.admission import Admission
+from dynaseal.gateway.callback_url import CallbackPolicy
 from dynaseal.gateway.delivery import DeliveryWorker
 from dynaseal.gateway.key_ring import KeyRing
 from dynaseal.gateway.offline import OfflineUpstream
@@ -28,9 +30,12 @@ class GatewayServices:
     upstream: Upstream
     delivery: DeliveryWorker
     sessions: SessionTokens
+    login_throttle: LoginThrottle
+    callback_policy: CallbackPolicy
 
     @classmethod
-    def build(cls, settings: GatewaySettings) -> GatewayServices:
+    def build(cls, settings: GatewaySettings, *, allow_loopback: bool = False) -> GatewayServices:
+        """``allow_loopback``: the demo's callback URL is on 127.0.0.1."""
         db = Database(settings.database_url)
         secret = settings.secret_key.get_secret_value()
         box = SecretsBox(secret)
@@ -53,6 +58,7 @@ class GatewayServices:
             upstream=upstream,
             delivery=DeliveryWorker(
                 db,
+                box,
                 timeout=settings.callback_timeout_seconds,
                 retry_schedule=settings.callback_retry_schedule_seconds,
             ),
@@ -62,6 +68,15 @@ class GatewayServices:
                 audience=SESSION_AUDIENCE,
                 access_ttl_seconds=settings.access_token_expire_minutes * 60,
                 refresh_ttl_seconds=settings.refresh_token_expire_minutes * 60,
+            ),
+            login_throttle=LoginThrottle(
+                per_account=settings.login_failures_per_account,
+                per_address=settings.login_failures_per_address,
+                window_seconds=settings.login_failure_window_seconds,
+            ),
+            callback_policy=CallbackPolicy(
+                allow_loopback=allow_loopback or settings.allow_loopback_callbacks,
+                allow_private=settings.allow_private_callbacks,
             ),
         )
 

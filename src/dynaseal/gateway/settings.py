@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import AnyHttpUrl, Field, PositiveFloat, PositiveInt, SecretStr
+from pydantic import AnyHttpUrl, Field, NonNegativeFloat, PositiveFloat, PositiveInt, SecretStr
 
 from dynaseal.core.settings import ServiceSettings
 from dynaseal.gateway.delivery import DEFAULT_RETRY_SCHEDULE
@@ -29,5 +29,15 @@ class GatewaySettings(ServiceSettings):
     callback_retry_schedule_seconds: list[PositiveFloat] = Field(
         default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE)
     )
+    #: Callback URLs on loopback (127.0.0.0/8, ::1) are refused unless allowed.
+    allow_loopback_callbacks: bool = False
+    #: Callback URLs on private / link-local networks are refused unless allowed.
+    allow_private_callbacks: bool = False
+    #: Failed tenant logins allowed per account and per client address in the window.
+    login_failures_per_account: PositiveInt = 5
+    login_failures_per_address: PositiveInt = 30
+    login_failure_window_seconds: PositiveFloat = 300.0
+    #: After a webhook secret is rotated, callbacks carry both signatures for this long.
+    webhook_secret_overlap_seconds: NonNegativeFloat = 24 * 3600.0
     #: Largest chat request body accepted.
     max_request_bytes: PositiveInt = 4 * 1024 * 1024

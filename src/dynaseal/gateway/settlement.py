@@ -6,19 +6,18 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import orjson
 from sqlalchemy import select, update
 
+from dynaseal.gateway import outbox
 from dynaseal.gateway.admission import Admission
 from dynaseal.gateway.token_estimate import estimate_text_tokens
 from dynaseal.gateway.transcript import Transcript
 from dynaseal.storage import Database
-from dynaseal.storage.gateway_models import CallbackDelivery, KeyBudget, Tenant, UsageRecord
+from dynaseal.storage.gateway_models import KeyBudget, Tenant, UsageRecord
 
 log = logging.getLogger("dynaseal.gateway")
 
@@ -56,15 +55,49 @@ def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat()
 
 
+def _ms(seconds: float) -> int:
+    return max(0, round(seconds * 1000))
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    started_at: float
+    ended_at: float
+    first_token_at: float | None
+
+    @property
+    def latency_ms(self) -> int:
+        return _ms(self.ended_at - self.started_at)
+
+    @property
+    def time_to_first_token_ms(self) -> int | None:
+        if self.first_token_at is None:
+            return None
+        return _ms(self.first_token_at - self.started_at)
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackPrivacy:
+    """What of the conversation the tenant wants in its callbacks."""
+
+    include_content: bool
+    include_prompt: bool
+
+
 def callback_payload(
-    admission: Admission, transcript: Transcript, usage: Usage, status: Status, ended_at: float
+    admission: Admission,
+    transcript: Transcript,
+    usage: Usage,
+    status: Status,
+    timing: Timing,
+    privacy: CallbackPrivacy,
 ) -> dict[str, Any]:
     grant = admission.grant
-    return {
+    payload: dict[str, Any] = {
         "type": "usage",
         "event_id": grant.event_id,
         "request_id": admission.request_id,
-        "content": transcript.content,
+        "content": transcript.content if privacy.include_content else None,
         "tokens": usage.total_tokens,
         "model": admission.model,
         "prompt_tokens": usage.prompt_tokens,
@@ -80,16 +113,21 @@ def callback_payload(
         "sub": grant.sub,
         "metadata": grant.metadata,
         "error": transcript.error,
-        "started_at": _iso(admission.started_at),
-        "ended_at": _iso(ended_at),
+        "started_at": _iso(timing.started_at),
+        "ended_at": _iso(timing.ended_at),
+        "latency_ms": timing.latency_ms,
+        "time_to_first_token_ms": timing.time_to_first_token_ms,
     }
+    if privacy.include_prompt:
+        payload["messages"] = admission.body.get("messages")
+    return payload
 
 
 async def settle(
     db: Database, admission: Admission, transcript: Transcript, status: Status
 ) -> str | None:
     """Book the request; returns the id of the callback queued, if the tenant has a URL."""
-    ended_at = time.time()
+    timing = Timing(admission.started_at, time.time(), transcript.first_token_at)
     usage = measure(admission, transcript, status)
     grant = admission.grant
     if usage.total_tokens > admission.reservation.amount:
@@ -127,23 +165,31 @@ async def settle(
                 total_tokens=usage.total_tokens,
                 usage_source=usage.source,
                 status=status,
-                started_at=datetime.fromtimestamp(admission.started_at, UTC),
-                ended_at=datetime.fromtimestamp(ended_at, UTC),
+                started_at=datetime.fromtimestamp(timing.started_at, UTC),
+                ended_at=datetime.fromtimestamp(timing.ended_at, UTC),
+                latency_ms=timing.latency_ms,
+                time_to_first_token_ms=timing.time_to_first_token_ms,
             )
         )
-        callback_url = await session.scalar(
-            select(Tenant.callback_url).where(Tenant.id == grant.tenant_id)
-        )
-        if callback_url:
-            delivery_id = f"msg_{uuid.uuid4().hex}"
-            payload = callback_payload(admission, transcript, usage, status, ended_at)
-            session.add(
-                CallbackDelivery(
-                    id=delivery_id,
-                    tenant_id=grant.tenant_id,
-                    request_id=admission.request_id,
-                    url=callback_url,
-                    payload=orjson.dumps(payload).decode(),
-                )
+        tenant = (
+            await session.execute(
+                select(
+                    Tenant.callback_url,
+                    Tenant.callback_include_content,
+                    Tenant.callback_include_prompt,
+                ).where(Tenant.id == grant.tenant_id)
             )
+        ).one_or_none()
+        if tenant is not None and tenant.callback_url:
+            privacy = CallbackPrivacy(
+                tenant.callback_include_content, tenant.callback_include_prompt
+            )
+            queued = outbox.enqueue(
+                session,
+                tenant_id=grant.tenant_id,
+                url=tenant.callback_url,
+                payload=callback_payload(admission, transcript, usage, status, timing, privacy),
+                request_id=admission.request_id,
+            )
+            delivery_id = queued.id
     return delivery_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, String, Text
+from sqlalchemy import JSON, Index, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from dynaseal.storage.types import UTCDateTime, utcnow
@@ -28,6 +28,8 @@ class User(BackendBase):
     allowed_models: Mapped[list[str] | None] = mapped_column(JSON)
     key_budget_tokens: Mapped[int | None]
     key_lifetime_seconds: Mapped[int | None]
+    #: Tokens per UTC day; ``None`` takes the backend default, 0 means unlimited.
+    daily_token_quota: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -48,6 +50,7 @@ class UsageCallback(BackendBase):
     """A usage callback received from the gateway, stored once per delivery id."""
 
     __tablename__ = "usage_callbacks"
+    __table_args__ = (Index("ix_usage_user_day", "user_id", "occurred_at"),)
 
     delivery_id: Mapped[str] = mapped_column(String(256), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(256), index=True)
@@ -55,4 +58,8 @@ class UsageCallback(BackendBase):
     tokens: Mapped[int]
     content: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    signature_verified: Mapped[bool] = mapped_column(default=False)
+    #: When the request ended (the gateway's ``ended_at``): the day a quota counts it on,
+    #: even when the callback arrives days later.
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

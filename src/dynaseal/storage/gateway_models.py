@@ -1,4 +1,5 @@
-"""The gateway's tables: tenants, their keys, key budgets, the usage ledger, the outbox."""
+"""The gateway's tables: tenants, their keys, key budgets, the usage ledger, the outbox
+and its delivery attempts."""
 
 from __future__ import annotations
 
@@ -26,6 +27,15 @@ class Tenant(GatewayBase):
     is_admin: Mapped[bool] = mapped_column(default=False)
     callback_url: Mapped[str | None] = mapped_column(String(2048))
     total_tokens: Mapped[int] = mapped_column(default=0)
+    #: Signs the usage callbacks (sealed by the secrets box); the previous one is still
+    #: sent alongside until ``previous_webhook_secret_until`` so receivers can rotate.
+    webhook_secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    previous_webhook_secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    previous_webhook_secret_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    callback_include_content: Mapped[bool] = mapped_column(default=True)
+    callback_include_prompt: Mapped[bool] = mapped_column(default=False)
+    #: Keys this tenant minted before this time are refused (revoke everything issued).
+    keys_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -42,6 +52,8 @@ class TenantKey(GatewayBase):
     label: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: A retired key keeps verifying until then (rotation grace period).
+    retires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class KeyBudget(GatewayBase):
@@ -60,6 +72,8 @@ class KeyBudget(GatewayBase):
     spent: Mapped[int] = mapped_column(default=0)
     requests: Mapped[int] = mapped_column(default=0)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: Set when the tenant revokes this event id: every key carrying it is refused.
+    revoked: Mapped[bool] = mapped_column(default=False)
 
 
 class UsageRecord(GatewayBase):
@@ -81,6 +95,8 @@ class UsageRecord(GatewayBase):
     status: Mapped[str] = mapped_column(String(32))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    latency_ms: Mapped[int]
+    time_to_first_token_ms: Mapped[int | None]
 
 
 class CallbackDelivery(GatewayBase):
@@ -101,3 +117,18 @@ class CallbackDelivery(GatewayBase):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CallbackAttempt(GatewayBase):
+    """One try at sending a delivery, kept so a tenant can see why its endpoint fails."""
+
+    __tablename__ = "callback_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("callback_deliveries.id"), index=True)
+    attempt: Mapped[int]  # 1 for the first try (counting restarts after a re-send)
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    url: Mapped[str] = mapped_column(String(2048))
+    status_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int]

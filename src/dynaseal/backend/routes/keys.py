@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from fastapi import APIRouter
 
-from dynaseal.backend import crud
+from dynaseal.backend import crud, quota
 from dynaseal.backend.deps import CurrentUser, DatabaseDep, SettingsDep
 from dynaseal.backend.policy import narrow, policy_for
 from dynaseal.backend.schemas import KeyCreate, KeyCreated
@@ -18,7 +20,8 @@ router = APIRouter(prefix="/key", tags=["keys"])
 async def create_key(
     user: CurrentUser, db: DatabaseDep, settings: SettingsDep, body: KeyCreate | None = None
 ) -> KeyCreated:
-    """The body is optional: without it the key gets the user's whole policy."""
+    """The body is optional: without it the key gets the user's whole policy. A key's
+    budget never exceeds what is left of the user's daily quota; none left is a 429."""
     if settings.llm_key is None or not settings.llm_user_id:
         raise APIError(
             503,
@@ -27,12 +30,14 @@ async def create_key(
             code="backend_not_configured",
         )
     body = body or KeyCreate()
-    grant = narrow(policy_for(user, settings), body.model, body.max_tokens)
+    policy = policy_for(user, settings)
+    grant = narrow(policy, body.model, body.max_tokens)
+    left = await quota.tokens_left_today(db, user.id, policy.daily_token_quota, datetime.now(UTC))
     minted = mint_key(
         settings.llm_key.get_secret_value(),
         tenant_id=settings.llm_user_id,
         model=grant.models,
-        max_tokens=grant.max_tokens,
+        max_tokens=grant.max_tokens if left is None else min(grant.max_tokens, left),
         ttl_seconds=grant.ttl_seconds,
         kid=settings.llm_key_id,
         audience=settings.gateway_audience,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import ValidationError
 
 from dynaseal.backend import crud
-from dynaseal.backend.deps import CurrentUser, DatabaseDep
+from dynaseal.backend.deps import CurrentUser, DatabaseDep, VerifierDep
 from dynaseal.backend.schemas import UsageEntry, UsageList, UsagePayload
 from dynaseal.core.errors import bad_request
 
@@ -24,24 +24,36 @@ def delivery_id(request: Request, payload: UsagePayload) -> str:
 
 
 @router.post("/callback/usage")
-async def usage_callback(request: Request, db: DatabaseDep) -> dict[str, bool]:
-    # The raw body is parsed here (not by FastAPI) because a signature check, when one
-    # is configured, has to see the exact bytes the gateway signed.
+async def usage_callback(
+    request: Request, db: DatabaseDep, verifier: VerifierDep
+) -> dict[str, bool]:
+    """Verified, then stored once per ``webhook-id``: a retried or replayed delivery is
+    acknowledged (so the gateway stops) but never counted twice."""
+    # The raw body is read here (not by FastAPI) because the signature covers the exact
+    # bytes the gateway signed.
     body = await request.body()
+    verified = verifier.verify(body, request.headers)
     try:
         payload = UsagePayload.model_validate_json(body)
     except ValidationError as exc:
         first = exc.errors()[0]
         param = ".".join(str(p) for p in first["loc"]) or None
         raise bad_request(f"malformed usage callback: {first['msg']}", param) from None
-    if not await crud.store_callback(db, delivery_id(request, payload), payload):
+    if payload.type == "test":
+        print(f"test callback received: event_id={payload.event_id}", flush=True)
+        return {"received": True, "test": True}
+    stored = await crud.store_callback(
+        db, delivery_id(request, payload), payload, signature_verified=verified
+    )
+    if not stored:
         return {"received": True, "duplicate": True}
     content = payload.content or ""
     if len(content) > _SHOWN_CONTENT_CHARS:
         content = content[:_SHOWN_CONTENT_CHARS] + "..."
     print(
         f"usage callback: event_id={payload.event_id} tokens={payload.tokens} "
-        f"status={payload.status} content={content!r}",
+        f"status={payload.status} signature={'verified' if verified else 'unchecked'} "
+        f"content={content!r}",
         flush=True,
     )
     return {"received": True}
@@ -52,13 +64,14 @@ async def usage(
     user: CurrentUser,
     db: DatabaseDep,
     event_id: Annotated[str | None, Query(max_length=256)] = None,
+    user_id: Annotated[str | None, Query(max_length=64, description="admin only")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> UsageList:
-    """The caller's own callbacks, newest first; an admin sees every user's."""
+    """The caller's own callbacks, newest first; an admin sees every user's (or one's)."""
     async with db.transaction() as session:
         rows, total = await crud.list_usage(
             session,
-            user_id=None if user.is_admin else user.id,
+            user_id=user_id if user.is_admin else user.id,
             event_id=event_id,
             limit=limit,
         )
@@ -72,6 +85,7 @@ async def usage(
                 content=row.content,
                 model=row.payload.get("model"),
                 status=row.payload.get("status"),
+                signature_verified=row.signature_verified,
                 received_at=int(row.received_at.timestamp()),
                 payload=row.payload,
             )

@@ -31,6 +31,7 @@ def user_view(user: User, settings: BackendSettings) -> UserView:
             models=list(policy.models),
             key_budget_tokens=policy.key_budget_tokens,
             key_lifetime_seconds=policy.key_lifetime_seconds,
+            daily_token_quota=policy.daily_token_quota or None,
         ),
     )
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Form, Request
 from pydantic import BaseModel
 
 from dynaseal.core.errors import unauthorized
 from dynaseal.core.session_tokens import InvalidSessionToken
 from dynaseal.gateway import tenants
-from dynaseal.gateway.deps import CurrentTenant, Services
+from dynaseal.gateway.deps import CurrentTenant, Services, allowed_callback_url
 from dynaseal.storage.gateway_models import Tenant
 
 router = APIRouter(tags=["tenant account"])
@@ -33,6 +33,8 @@ class TenantOut(BaseModel):
     email: str | None
     is_admin: bool
     callback_url: str | None
+    callback_include_content: bool
+    callback_include_prompt: bool
     total_tokens: int
     created_at: datetime
 
@@ -43,18 +45,26 @@ class TenantOut(BaseModel):
 
 class TenantUpdate(BaseModel):
     callback_url: str | None = None
+    #: Whether callbacks carry the generated text / the request's messages.
+    callback_include_content: bool | None = None
+    callback_include_prompt: bool | None = None
 
 
 @router.post("/user/login", response_model=TokenPair, summary="Log in as a tenant")
 async def login(
+    request: Request,
     services: Services,
-    username: Annotated[str, Form(description="username or email")],
-    password: Annotated[str, Form()],
+    username: Annotated[str, Form(description="username or email", max_length=256)],
+    password: Annotated[str, Form(max_length=1024)],
 ) -> dict[str, str]:
+    address = request.client.host if request.client else "unknown"
+    services.login_throttle.check(username, address)
     async with services.db.sessions() as session:
         tenant = await tenants.authenticate(session, username, password)
     if tenant is None:
+        services.login_throttle.failed(username, address)
         raise unauthorized("Incorrect username or password.")
+    services.login_throttle.succeeded(username)
     return services.sessions.issue_pair(tenant.id)
 
 
@@ -77,11 +87,16 @@ async def me(tenant: CurrentTenant, services: Services) -> TenantOut:
     return TenantOut.of(fresh or tenant)
 
 
-@router.patch("/user/me", response_model=TenantOut, summary="Set the callback URL")
+@router.patch("/user/me", response_model=TenantOut, summary="Set the callback URL and contents")
 async def update_me(tenant: CurrentTenant, services: Services, body: TenantUpdate) -> TenantOut:
+    callback_url = await allowed_callback_url(services, body.callback_url)
     async with services.db.transaction() as session:
         row = await session.get(Tenant, tenant.id)
         assert row is not None
         if "callback_url" in body.model_fields_set:
-            row.callback_url = tenants.check_callback_url(body.callback_url)
+            row.callback_url = callback_url
+        if body.callback_include_content is not None:
+            row.callback_include_content = body.callback_include_content
+        if body.callback_include_prompt is not None:
+            row.callback_include_prompt = body.callback_include_prompt
     return TenantOut.of(row)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from dynaseal.gateway import tenants
-from dynaseal.gateway.deps import CurrentAdmin, Services
+from dynaseal.gateway import tenants, webhook_secrets
+from dynaseal.gateway.deps import CurrentAdmin, Services, allowed_callback_url
 from dynaseal.gateway.routes.account import TenantOut
 
 router = APIRouter(prefix="/tenants", tags=["admin"])
@@ -19,14 +19,20 @@ class TenantCreate(BaseModel):
     callback_url: str | None = None
 
 
-@router.post("", response_model=TenantOut, status_code=201, summary="Register a tenant")
-async def create_tenant(_: CurrentAdmin, services: Services, body: TenantCreate) -> TenantOut:
+class NewTenantOut(TenantOut):
+    webhook_secret: str = Field(description="Shown once. Verifies the usage callbacks.")
+
+
+@router.post("", response_model=NewTenantOut, status_code=201, summary="Register a tenant")
+async def create_tenant(_: CurrentAdmin, services: Services, body: TenantCreate) -> NewTenantOut:
+    callback_url = await allowed_callback_url(services, body.callback_url)
     async with services.db.transaction() as session:
         tenant = await tenants.create_tenant(
             session,
             username=body.username,
             password=body.password,
             email=body.email,
-            callback_url=body.callback_url,
+            callback_url=callback_url,
         )
-    return TenantOut.of(tenant)
+        webhook_secret = webhook_secrets.install(tenant, services.box)
+    return NewTenantOut(**TenantOut.of(tenant).model_dump(), webhook_secret=webhook_secret)
