@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from dynaseal.backend import BackendSettings, create_app
 from dynaseal.backend.demo_data import (
@@ -18,7 +19,14 @@ from dynaseal.backend.demo_data import (
     DEMO_USER_PASSWORD,
     DEMO_USER_USERNAME,
 )
-from dynaseal.keys import DEFAULT_AUDIENCE, VerificationKey, peek_key, verify_key
+from dynaseal.keys import (
+    DEFAULT_AUDIENCE,
+    VerificationKey,
+    generate_key_pair,
+    load_public_key,
+    peek_key,
+    verify_key,
+)
 from support.servers import serve
 
 ADMIN_PASSWORD = "admin-password"
@@ -87,6 +95,16 @@ def test_wrong_password_and_unknown_user_are_401(backend: httpx.Client) -> None:
         response = backend.post("/user/login", data={"username": name, "password": password})
         assert_openai_error(response, 401)
     assert_openai_error(backend.post("/user/login", data={"username": "x"}), 400)
+
+
+def test_password_guessing_is_throttled(backend: httpx.Client) -> None:
+    guesses = [
+        backend.post("/user/login", data={"username": "guessed-user", "password": f"p{i}"})
+        for i in range(6)
+    ]
+    assert [r.status_code for r in guesses] == [401] * 5 + [429]
+    assert int(guesses[-1].headers["Retry-After"]) > 0
+    assert guesses[-1].json()["error"]["code"] == "too_many_login_attempts"
 
 
 def test_access_and_refresh_tokens_are_not_interchangeable(backend: httpx.Client) -> None:
@@ -182,3 +200,23 @@ def test_backend_without_tenant_credentials_answers_503(tmp_path: Path) -> None:
         admin = bearer(login(http, "admin", ADMIN_PASSWORD)["access_token"])
         error = assert_openai_error(http.post("/v1/key/create", headers=admin), 503)
         assert "LLM_KEY" in str(error["message"]) and "LLM_USER_ID" in str(error["message"])
+
+
+def test_backend_mints_with_an_ed25519_private_key(tmp_path: Path) -> None:
+    pair = generate_key_pair("EdDSA")
+    settings = backend_settings(tmp_path).model_copy(
+        update={
+            "llm_key": SecretStr(pair.private_pem),
+            "llm_key_algorithm": "EdDSA",
+            "llm_user_id": "tenant-ed",
+            "llm_key_id": "ed-1",
+        }
+    )
+    with serve(create_app(settings)) as server, httpx.Client(base_url=server.url) as http:
+        admin = bearer(login(http, "admin", ADMIN_PASSWORD)["access_token"])
+        token = http.post("/v1/key/create", headers=admin).json()["token"]
+    unverified = peek_key(token)
+    assert unverified.header["alg"] == "EdDSA" and unverified.kid == "ed-1"
+    public = VerificationKey("ed-1", "EdDSA", load_public_key("EdDSA", pair.public_pem))
+    grant = verify_key(unverified, [public], audience=DEFAULT_AUDIENCE, now=time.time())
+    assert grant.tenant_id == "tenant-ed"

@@ -30,6 +30,7 @@ from dynaseal.core.original_demo import (
 )
 from dynaseal.gateway import outbox
 from dynaseal.gateway.app import create_app as create_gateway
+from dynaseal.gateway.callback_url import CallbackPolicy
 from dynaseal.gateway.delivery import DeliveryWorker
 from dynaseal.gateway.secrets_box import SecretsBox
 from dynaseal.gateway.settings import GatewaySettings
@@ -225,10 +226,39 @@ async def test_a_crashed_workers_claim_expires_and_a_live_claim_is_respected(
                 payload={"type": "usage", "event_id": name, "tokens": 0},
             )
             row.claimed_until = claimed_until
-    worker = DeliveryWorker(db, SecretsBox("s"), timeout=2, retry_schedule=[0.1])
+    worker = DeliveryWorker(
+        db, SecretsBox("s"), CallbackPolicy(allow_loopback=True), timeout=2, retry_schedule=[0.1]
+    )
     try:
         assert await worker.deliver_due() == 1
     finally:
         await worker.stop()
         await db.dispose()
     assert [p["event_id"] for p in sink.payloads()] == ["crashed"]
+
+
+async def test_callback_url_is_checked_again_when_sending(
+    tmp_path: Path, sink: CallbackSink
+) -> None:
+    """A URL that became internal (policy or DNS changed) is not called."""
+    db = Database(f"sqlite:///{tmp_path / 'gateway.db'}")
+    await db.create_all(GatewayBase.metadata)
+    async with db.transaction() as session:
+        row = outbox.enqueue(
+            session,
+            tenant_id="t",
+            url=sink.url,  # type: ignore[attr-defined]  (on 127.0.0.1)
+            payload={"type": "usage", "event_id": "internal", "tokens": 0},
+        )
+        row_id = row.id
+    worker = DeliveryWorker(db, SecretsBox("s"), CallbackPolicy(), timeout=2)
+    try:
+        assert await worker.deliver_due() == 1
+        async with db.sessions() as session:
+            delivery = await outbox.get_delivery(session, "t", row_id)
+    finally:
+        await worker.stop()
+        await db.dispose()
+    assert delivery.status == "failed"
+    assert "callback URL refused" in (delivery.last_error or "")
+    assert not sink.payloads()

@@ -306,9 +306,7 @@ def test_test_event_and_deliveries_are_only_the_owners(
     assert httpx.get(gateway.url + "/v1/deliveries").status_code == 401
 
 
-def test_retry_after_is_honoured_and_410_disables(
-    gateway: ServerThread, sink: CallbackSink
-) -> None:
+def test_retry_after_is_honoured(gateway: ServerThread, sink: CallbackSink) -> None:
     owner = demo_owner(gateway)
     sink.fail_next, sink.fail_status, sink.fail_headers = 1, 429, {"Retry-After": "1"}
     key = mint()
@@ -319,17 +317,41 @@ def test_retry_after_is_honoured_and_410_disables(
     first, second = (datetime.fromisoformat(a["attempted_at"]) for a in log["attempt_log"])
     assert (second - first).total_seconds() >= 0.95  # not the 0.2 s of the schedule
 
-    sink.fail_next, sink.fail_status, sink.fail_headers = 5, 410, {}
-    key = mint()
-    client(gateway, key).chat.completions.create(model=DEMO_MODEL, messages=MESSAGES)
+
+def test_410_disables_the_endpoint_until_its_url_is_set_again(
+    gateway: ServerThread, sink: CallbackSink
+) -> None:
+    tenant = new_tenant(gateway, sink.url)  # type: ignore[attr-defined]
+    sink.fail_next, sink.fail_status = 5, 410
+    gone_key, held_key = tenant.key(), tenant.key()
+    client(gateway, gone_key).chat.completions.create(model=DEMO_MODEL, messages=MESSAGES)
     deadline = time.monotonic() + 10
-    while len(sink.refused) < 2 and time.monotonic() < deadline:
+    while not sink.refused and time.monotonic() < deadline:
         time.sleep(0.02)
     gone = sink.refused[-1].headers["webhook-id"]
-    shown = httpx.get(f"{gateway.url}/v1/deliveries/{gone}", headers=owner).json()
+    shown = httpx.get(f"{gateway.url}/v1/deliveries/{gone}", headers=tenant.auth).json()
     assert shown["status"] == "disabled" and shown["attempts"] == 1
-    time.sleep(0.5)  # longer than the first retry delay: no second attempt comes
-    assert sink.fail_next == 4
+
+    # While disabled, new callbacks are kept but not sent.
+    client(gateway, held_key).chat.completions.create(model=DEMO_MODEL, messages=MESSAGES)
+    time.sleep(0.5)
+    assert sink.fail_next == 4 and not sink.payloads()
+    held = httpx.get(
+        f"{gateway.url}/v1/deliveries", headers=tenant.auth, params={"status": "disabled"}
+    ).json()["data"]
+    assert len(held) == 2
+
+    # Setting the URL again re-enables the endpoint and sends what was held.
+    sink.fail_next = 0
+    patched = httpx.patch(
+        gateway.url + "/v1/user/me",
+        headers=tenant.auth,
+        json={"callback_url": sink.url},  # type: ignore[attr-defined]
+    )
+    assert patched.status_code == 200
+    assert sink.wait_for(1, event_id=event_of(gone_key)) and sink.wait_for(
+        1, event_id=event_of(held_key)
+    )
 
 
 def test_retry_after_accepts_seconds_and_http_dates() -> None:

@@ -13,6 +13,7 @@ from dynaseal.backend.routes import api_router
 from dynaseal.backend.settings import BackendSettings
 from dynaseal.backend.webhooks import CallbackVerifier
 from dynaseal.core.http import configure, include_everywhere
+from dynaseal.core.login_throttle import LoginThrottle
 from dynaseal.core.session_tokens import SessionTokens
 from dynaseal.storage import Database
 from dynaseal.storage.backend_models import BackendBase
@@ -43,6 +44,11 @@ def create_app(settings: BackendSettings, *, demo_data: bool = False) -> FastAPI
 
     app = FastAPI(title="Dynaseal backend", lifespan=lifespan)
     app.state.settings = settings
+    app.state.login_throttle = LoginThrottle(
+        per_account=settings.login_failures_per_account,
+        per_address=settings.login_failures_per_address,
+        window_seconds=settings.login_failure_window_seconds,
+    )
     app.state.tokens = SessionTokens(
         secret=settings.secret_key.get_secret_value(),
         algorithm=settings.algorithm,
@@ -54,4 +60,9 @@ def create_app(settings: BackendSettings, *, demo_data: bool = False) -> FastAPI
     app.state.callback_verifier = CallbackVerifier(secret.get_secret_value() if secret else None)
     configure(app, settings.cors_origins)
     include_everywhere(app, [api_router])
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
     return app

@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from dynaseal.backend.settings import BackendSettings
 from dynaseal.backend.webhooks import CallbackVerifier
 from dynaseal.core.errors import APIError, unauthorized
+from dynaseal.core.login_throttle import LoginThrottle
 from dynaseal.core.session_tokens import InvalidSessionToken, SessionTokens
 from dynaseal.storage import Database
 from dynaseal.storage.backend_models import User
@@ -29,6 +30,10 @@ def get_tokens(request: Request) -> SessionTokens:
     return request.app.state.tokens
 
 
+def get_throttle(request: Request) -> LoginThrottle:
+    return request.app.state.login_throttle
+
+
 def get_verifier(request: Request) -> CallbackVerifier:
     return request.app.state.callback_verifier
 
@@ -37,6 +42,7 @@ SettingsDep = Annotated[BackendSettings, Depends(get_settings)]
 VerifierDep = Annotated[CallbackVerifier, Depends(get_verifier)]
 DatabaseDep = Annotated[Database, Depends(get_db)]
 TokensDep = Annotated[SessionTokens, Depends(get_tokens)]
+ThrottleDep = Annotated[LoginThrottle, Depends(get_throttle)]
 
 
 async def current_user(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import NonNegativeInt, PositiveInt, SecretStr, field_validator
 from standardwebhooks.webhooks import Webhook
 
@@ -17,6 +19,9 @@ class BackendSettings(ServiceSettings):
     llm_key: SecretStr | None = None
     #: The tenant's id on the gateway, written into every key as ``api-key`` / ``iss``.
     llm_user_id: str | None = None
+    #: ``HS256`` (LLM_KEY is the shared secret) or ``EdDSA`` / ``ES256`` (LLM_KEY is the PEM
+    #: private key whose public half is registered with the gateway).
+    llm_key_algorithm: Literal["HS256", "EdDSA", "ES256"] = "HS256"
     #: ``kid`` header of minted keys; without one the gateway tries all the tenant's HS keys.
     llm_key_id: str | None = None
     #: The tenant's webhook secret (``whsec_...``) that the gateway signs callbacks with.
@@ -30,6 +35,10 @@ class BackendSettings(ServiceSettings):
     key_lifetime_seconds: PositiveInt = 600
     #: Tokens a user may use per UTC day; 0 means unlimited.
     user_daily_token_quota: NonNegativeInt = 0
+    #: Failed logins allowed per account and per client address in the window.
+    login_failures_per_account: PositiveInt = 5
+    login_failures_per_address: PositiveInt = 30
+    login_failure_window_seconds: PositiveInt = 300
 
     @field_validator("webhook_secret")
     @classmethod

@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
-from dynaseal.core.errors import APIError
+from starlette.requests import Request
+
+from dynaseal.core.errors import APIError, unauthorized
+
+T = TypeVar("T")
 
 _MAX_TRACKED = 100_000
 
@@ -70,3 +76,16 @@ class LoginThrottle:
 
     def succeeded(self, account: str) -> None:
         self._counts.pop(("account", account.lower()), None)
+
+    async def login(
+        self, request: Request, account: str, authenticate: Callable[[], Awaitable[T | None]]
+    ) -> T:
+        """Run ``authenticate`` unless throttled; ``None`` from it is a failed login (401)."""
+        address = request.client.host if request.client else "unknown"
+        self.check(account, address)
+        found = await authenticate()
+        if found is None:
+            self.failed(account, address)
+            raise unauthorized("Incorrect username or password.")
+        self.succeeded(account)
+        return found

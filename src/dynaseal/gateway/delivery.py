@@ -25,7 +25,8 @@ from typing import Any
 import httpx
 from sqlalchemy import or_, select, update
 
-from dynaseal.gateway import webhook_secrets
+from dynaseal.gateway import outbox, webhook_secrets
+from dynaseal.gateway.callback_url import CallbackPolicy, CallbackURLRefused, check_callback_url
 from dynaseal.gateway.secrets_box import SecretsBox
 from dynaseal.storage import Database
 from dynaseal.storage.gateway_models import CallbackAttempt, CallbackDelivery, Tenant
@@ -36,11 +37,13 @@ log = logging.getLogger("dynaseal.gateway.delivery")
 #: 10 h, 10 h) stretched by two daily retries, so a receiver may be down ~3 days (75.6 h).
 DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0, 86400.0, 86400.0)
 _BATCH = 64
+_REFUSED_URL = "callback URL refused"
 
 
 @dataclass(frozen=True, slots=True)
 class _Claimed:
     id: str
+    tenant_id: str
     url: str
     payload: str
     attempts: int
@@ -76,6 +79,7 @@ class DeliveryWorker:
         self,
         db: Database,
         box: SecretsBox,
+        policy: CallbackPolicy,
         *,
         timeout: float,
         retry_schedule: Sequence[float] = DEFAULT_RETRY_SCHEDULE,
@@ -83,6 +87,7 @@ class DeliveryWorker:
     ) -> None:
         self._db = db
         self._box = box
+        self._policy = policy
         self._timeout = timeout
         # Long enough for one bounded attempt and its bookkeeping; after that a claim
         # is taken to belong to a crashed worker.
@@ -155,11 +160,18 @@ class DeliveryWorker:
             for row in rows:
                 row.claimed_until = now + self._claim
             return [
-                _Claimed(r.id, r.url, r.payload, r.attempts, secrets.get(r.tenant_id, []))
+                _Claimed(
+                    r.id, r.tenant_id, r.url, r.payload, r.attempts, secrets.get(r.tenant_id, [])
+                )
                 for r in rows
             ]
 
     async def _post(self, row: _Claimed) -> _Result:
+        try:
+            # Again at send time: the name may resolve elsewhere than when it was set.
+            await check_callback_url(row.url, self._policy)
+        except CallbackURLRefused as exc:
+            return _Result(None, None, f"{_REFUSED_URL}: {exc}", 0)
         sent_at = datetime.now(UTC).replace(microsecond=0)
         headers = {
             "content-type": "application/json",
@@ -197,8 +209,12 @@ class DeliveryWorker:
             log.info("callback %s delivered to %s", row.id, row.url)
             return {"status": "delivered", "delivered_at": datetime.now(UTC), "last_error": None}
         if result.status_code == 410:
-            log.warning("callback %s: endpoint %s answered 410, giving up", row.id, row.url)
+            log.warning(
+                "callback endpoint %s answered 410: disabled until its URL is set again", row.url
+            )
             return {"status": "disabled", "last_error": "HTTP 410: endpoint disabled"}
+        if result.status_code is None and result.error.startswith(_REFUSED_URL):
+            return {"status": "failed", "last_error": result.error}
         if attempt > len(self._schedule):
             log.error(
                 "callback %s failed for good after %d attempts: %s", row.id, attempt, result.error
@@ -242,6 +258,8 @@ class DeliveryWorker:
                 .where(CallbackDelivery.id == row.id)
                 .values(attempts=attempt, claimed_until=None, **values)
             )
+            if result.status_code == 410:
+                await outbox.disable_endpoint(session, row.tenant_id)
         if retry_at is not None:
             self._wake_at(retry_at)
 

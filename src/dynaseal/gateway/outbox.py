@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dynaseal.core.errors import APIError
-from dynaseal.storage.gateway_models import CallbackAttempt, CallbackDelivery
+from dynaseal.storage.gateway_models import CallbackAttempt, CallbackDelivery, Tenant
 from dynaseal.storage.types import utcnow
 
 
@@ -23,15 +23,17 @@ def enqueue(
     url: str,
     payload: dict[str, Any],
     request_id: str | None = None,
+    disabled: bool = False,
 ) -> CallbackDelivery:
-    """Add a callback to the outbox in the caller's transaction; its id is the webhook-id."""
+    """Add a callback to the outbox in the caller's transaction; its id is the webhook-id.
+    ``disabled``: the endpoint said 410 Gone, so keep the callback but do not send it."""
     row = CallbackDelivery(
         id=f"msg_{uuid.uuid4().hex}",
         tenant_id=tenant_id,
         request_id=request_id,
         url=url,
         payload=orjson.dumps(payload).decode(),
-        status="pending",
+        status="disabled" if disabled else "pending",
         attempts=0,
         next_attempt_at=utcnow(),
         created_at=utcnow(),
@@ -75,3 +77,28 @@ def resend(row: CallbackDelivery, callback_url: str | None) -> None:
     row.attempts = 0
     row.next_attempt_at = utcnow()
     row.last_error = None
+
+
+async def disable_endpoint(session: AsyncSession, tenant_id: str) -> None:
+    """410 Gone: stop sending the tenant's callbacks, keeping every one of them."""
+    await session.execute(
+        update(Tenant).where(Tenant.id == tenant_id).values(callback_disabled_at=utcnow())
+    )
+    await session.execute(
+        update(CallbackDelivery)
+        .where(CallbackDelivery.tenant_id == tenant_id, CallbackDelivery.status == "pending")
+        .values(status="disabled", last_error="endpoint answered 410 Gone")
+    )
+
+
+async def enable_endpoint(session: AsyncSession, tenant: Tenant, url: str | None) -> None:
+    """A new callback URL re-enables the endpoint; held callbacks go out to it."""
+    tenant.callback_url = url
+    if url is None or tenant.callback_disabled_at is None:
+        return
+    tenant.callback_disabled_at = None
+    await session.execute(
+        update(CallbackDelivery)
+        .where(CallbackDelivery.tenant_id == tenant.id, CallbackDelivery.status == "disabled")
+        .values(status="pending", url=url, attempts=0, next_attempt_at=utcnow(), last_error=None)
+    )

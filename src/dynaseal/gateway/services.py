@@ -50,6 +50,10 @@ class GatewayServices:
                 timeout=settings.upstream_timeout_seconds,
                 max_connections=settings.upstream_max_connections,
             )
+        policy = CallbackPolicy(
+            allow_loopback=allow_loopback or settings.allow_loopback_callbacks,
+            allow_private=settings.allow_private_callbacks,
+        )
         return cls(
             settings=settings,
             db=db,
@@ -59,6 +63,7 @@ class GatewayServices:
             delivery=DeliveryWorker(
                 db,
                 box,
+                policy,
                 timeout=settings.callback_timeout_seconds,
                 retry_schedule=settings.callback_retry_schedule_seconds,
             ),
@@ -74,10 +79,7 @@ class GatewayServices:
                 per_address=settings.login_failures_per_address,
                 window_seconds=settings.login_failure_window_seconds,
             ),
-            callback_policy=CallbackPolicy(
-                allow_loopback=allow_loopback or settings.allow_loopback_callbacks,
-                allow_private=settings.allow_private_callbacks,
-            ),
+            callback_policy=policy,
         )
 
     async def settle(self, admission: Admission, transcript: Transcript, status: str) -> None:

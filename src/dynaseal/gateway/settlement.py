@@ -177,6 +177,7 @@ async def settle(
                     Tenant.callback_url,
                     Tenant.callback_include_content,
                     Tenant.callback_include_prompt,
+                    Tenant.callback_disabled_at,
                 ).where(Tenant.id == grant.tenant_id)
             )
         ).one_or_none()
@@ -190,6 +191,7 @@ async def settle(
                 url=tenant.callback_url,
                 payload=callback_payload(admission, transcript, usage, status, timing, privacy),
                 request_id=admission.request_id,
+                disabled=tenant.callback_disabled_at is not None,
             )
             delivery_id = queued.id
     return delivery_id

@@ -34,6 +34,9 @@ class Tenant(GatewayBase):
     previous_webhook_secret_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     callback_include_content: Mapped[bool] = mapped_column(default=True)
     callback_include_prompt: Mapped[bool] = mapped_column(default=False)
+    #: Set when the endpoint answered 410 Gone: callbacks wait (status "disabled") until
+    #: the tenant sets its callback URL again.
+    callback_disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: Keys this tenant minted before this time are refused (revoke everything issued).
     keys_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

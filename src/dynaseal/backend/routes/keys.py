@@ -40,6 +40,7 @@ async def create_key(
         max_tokens=grant.max_tokens if left is None else min(grant.max_tokens, left),
         ttl_seconds=grant.ttl_seconds,
         kid=settings.llm_key_id,
+        algorithm=settings.llm_key_algorithm,
         audience=settings.gateway_audience,
         sub=user.id,
     )

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Form, Request
 from starlette.concurrency import run_in_threadpool
 
 from dynaseal.backend import crud
-from dynaseal.backend.deps import AdminUser, CurrentUser, DatabaseDep, SettingsDep, TokensDep
+from dynaseal.backend.deps import (
+    AdminUser,
+    CurrentUser,
+    DatabaseDep,
+    SettingsDep,
+    ThrottleDep,
+    TokensDep,
+)
 from dynaseal.backend.policy import policy_for
 from dynaseal.backend.schemas import PolicyView, RefreshRequest, UserCreate, UserView
 from dynaseal.backend.settings import BackendSettings
@@ -38,18 +45,24 @@ def user_view(user: User, settings: BackendSettings) -> UserView:
 
 @router.post("/login")
 async def login(
+    request: Request,
     username: Annotated[str, Form(max_length=256)],
     password: Annotated[str, Form(max_length=256)],
     db: DatabaseDep,
     tokens: TokensDep,
+    throttle: ThrottleDep,
 ) -> dict[str, str]:
     """OAuth2 password form; ``username`` may also be the email."""
-    async with db.transaction() as session:
-        user = await crud.user_by_login(session, username)
-    # An unknown user still costs one bcrypt check, so timing does not reveal accounts.
-    hashed = user.password_hash if user else None
-    if not await run_in_threadpool(verify_password, password, hashed) or user is None:
-        raise unauthorized("Incorrect username or password.")
+
+    async def authenticate() -> User | None:
+        async with db.transaction() as session:
+            user = await crud.user_by_login(session, username)
+        # An unknown user still costs one bcrypt check, so timing does not reveal accounts.
+        hashed = user.password_hash if user else None
+        ok = await run_in_threadpool(verify_password, password, hashed)
+        return user if ok else None
+
+    user = await throttle.login(request, username, authenticate)
     return tokens.issue_pair(user.id)
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from dynaseal.core.errors import unauthorized
 from dynaseal.core.session_tokens import InvalidSessionToken
-from dynaseal.gateway import tenants
+from dynaseal.gateway import outbox, tenants
 from dynaseal.gateway.deps import CurrentTenant, Services, allowed_callback_url
 from dynaseal.storage.gateway_models import Tenant
 
@@ -57,14 +57,12 @@ async def login(
     username: Annotated[str, Form(description="username or email", max_length=256)],
     password: Annotated[str, Form(max_length=1024)],
 ) -> dict[str, str]:
-    address = request.client.host if request.client else "unknown"
-    services.login_throttle.check(username, address)
-    async with services.db.sessions() as session:
-        tenant = await tenants.authenticate(session, username, password)
-    if tenant is None:
-        services.login_throttle.failed(username, address)
-        raise unauthorized("Incorrect username or password.")
-    services.login_throttle.succeeded(username)
+
+    async def authenticate() -> Tenant | None:
+        async with services.db.sessions() as session:
+            return await tenants.authenticate(session, username, password)
+
+    tenant = await services.login_throttle.login(request, username, authenticate)
     return services.sessions.issue_pair(tenant.id)
 
 
@@ -94,7 +92,7 @@ async def update_me(tenant: CurrentTenant, services: Services, body: TenantUpdat
         row = await session.get(Tenant, tenant.id)
         assert row is not None
         if "callback_url" in body.model_fields_set:
-            row.callback_url = callback_url
+            await outbox.enable_endpoint(session, row, callback_url)
         if body.callback_include_content is not None:
             row.callback_include_content = body.callback_include_content
         if body.callback_include_prompt is not None:
