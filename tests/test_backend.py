@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -27,14 +26,15 @@ from dynaseal.keys import (
     peek_key,
     verify_key,
 )
+from support.databases import NewDatabase, fresh_database
 from support.servers import serve
 
 ADMIN_PASSWORD = "admin-password"
 
 
-def backend_settings(tmp_path: Path) -> BackendSettings:
+def backend_settings(database_url: str) -> BackendSettings:
     return BackendSettings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'backend.db'}",
+        database_url=database_url,
         secret_key="test-secret-key-for-backend-sessions",
         admin_user_password=ADMIN_PASSWORD,
         llm_key=None,  # explicit, so the environment cannot change the tests
@@ -45,9 +45,9 @@ def backend_settings(tmp_path: Path) -> BackendSettings:
 
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    settings = backend_settings(tmp_path_factory.mktemp("backend"))
     with (
-        serve(create_app(settings, demo_data=True)) as server,
+        fresh_database(tmp_path_factory.mktemp("backend"), "backend") as url,
+        serve(create_app(backend_settings(url), demo_data=True)) as server,
         httpx.Client(base_url=server.url) as http,
     ):
         yield http
@@ -194,17 +194,19 @@ def test_only_an_admin_creates_users(
     assert key["models"] == ["m2"] and key["max_tokens"] == 50
 
 
-def test_backend_without_tenant_credentials_answers_503(tmp_path: Path) -> None:
-    settings = backend_settings(tmp_path)
+def test_backend_without_tenant_credentials_answers_503(
+    database_url: NewDatabase,
+) -> None:
+    settings = backend_settings(database_url("backend"))
     with serve(create_app(settings)) as server, httpx.Client(base_url=server.url) as http:
         admin = bearer(login(http, "admin", ADMIN_PASSWORD)["access_token"])
         error = assert_openai_error(http.post("/v1/key/create", headers=admin), 503)
         assert "LLM_KEY" in str(error["message"]) and "LLM_USER_ID" in str(error["message"])
 
 
-def test_backend_mints_with_an_ed25519_private_key(tmp_path: Path) -> None:
+def test_backend_mints_with_an_ed25519_private_key(database_url: NewDatabase) -> None:
     pair = generate_key_pair("EdDSA")
-    settings = backend_settings(tmp_path).model_copy(
+    settings = backend_settings(database_url("backend")).model_copy(
         update={
             "llm_key": SecretStr(pair.private_pem),
             "llm_key_algorithm": "EdDSA",

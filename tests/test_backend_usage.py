@@ -7,7 +7,6 @@ import logging
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +17,7 @@ from dynaseal.backend import BackendSettings, create_app
 from dynaseal.backend.demo_data import DEMO_USER_ID, DEMO_USER_PASSWORD, DEMO_USER_USERNAME
 from dynaseal.core.original_demo import DEMO_WEBHOOK_SECRET
 from support.callbacks import signed_headers
+from support.databases import NewDatabase, fresh_database
 from support.servers import serve
 from test_backend import ADMIN_PASSWORD, assert_openai_error, backend_settings, bearer, login
 
@@ -27,9 +27,9 @@ OTHER_SECRET = "whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     """The demo backend: it trusts the demo tenant's public webhook secret."""
-    settings = backend_settings(tmp_path_factory.mktemp("backend-usage"))
     with (
-        serve(create_app(settings, demo_data=True)) as server,
+        fresh_database(tmp_path_factory.mktemp("backend-usage"), "backend") as url,
+        serve(create_app(backend_settings(url), demo_data=True)) as server,
         httpx.Client(base_url=server.url) as http,
     ):
         yield http
@@ -202,9 +202,9 @@ def test_daily_quota_caps_keys_then_refuses_with_the_reset_time(
 
 
 def test_without_a_secret_unsigned_callbacks_pass_with_one_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    database_url: NewDatabase, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = backend_settings(tmp_path).model_copy(update={"webhook_secret": None})
+    settings = backend_settings(database_url("backend")).model_copy(update={"webhook_secret": None})
     with (
         caplog.at_level(logging.WARNING, logger="dynaseal.backend"),
         serve(create_app(settings)) as server,
@@ -220,6 +220,6 @@ def test_without_a_secret_unsigned_callbacks_pass_with_one_warning(
     assert len(warnings) == 1
 
 
-def test_an_invalid_webhook_secret_is_a_configuration_error(tmp_path: Path) -> None:
+def test_an_invalid_webhook_secret_is_a_configuration_error() -> None:
     with pytest.raises(ValueError, match="Standard Webhooks secret"):
         BackendSettings(webhook_secret="whsec_%%%")

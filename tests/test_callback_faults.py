@@ -35,9 +35,10 @@ from dynaseal.gateway.delivery import DeliveryWorker
 from dynaseal.gateway.secrets_box import SecretsBox
 from dynaseal.gateway.settings import GatewaySettings
 from dynaseal.storage import Database
-from dynaseal.storage.gateway_models import GatewayBase
+from dynaseal.storage.schema import upgrade
 from dynaseal.storage.types import utcnow
 from support.callbacks import CallbackSink
+from support.databases import NewDatabase
 from support.servers import free_port, serve
 from support.upstream import FakeUpstream
 
@@ -77,22 +78,20 @@ def ask(gateway_url: str, key: str, n: int) -> None:
 
 
 def test_callbacks_reach_a_backend_that_was_down_each_counted_once(
-    tmp_path: Path, upstream: FakeUpstream
+    database_url: NewDatabase, upstream: FakeUpstream
 ) -> None:
     requests_made = 20
     backend_port = free_port()
     gateway = create_gateway(
         GatewaySettings(
-            database_url=f"sqlite:///{tmp_path / 'gateway.db'}",
+            database_url=database_url("gateway"),
             openai_base_url=f"{upstream.url}/v1",  # type: ignore[attr-defined]
             callback_retry_schedule_seconds=[0.2, 0.5] + [1.0] * 30,
         ),
         demo=True,
         demo_data_callback_url=f"http://127.0.0.1:{backend_port}/v1/callback/usage",
     )
-    backend_settings = BackendSettings(
-        database_url=f"sqlite:///{tmp_path / 'backend.db'}", webhook_secret=None
-    )
+    backend_settings = BackendSettings(database_url=database_url("backend"), webhook_secret=None)
     with serve(gateway) as g:
         owner = bearer_login(g.url, DEMO_TENANT_USERNAME, DEMO_TENANT_PASSWORD)
         with serve(create_backend(backend_settings, demo_data=True), backend_port) as b:
@@ -134,9 +133,11 @@ def test_callbacks_reach_a_backend_that_was_down_each_counted_once(
 
 
 @pytest.fixture
-def run_gateway(tmp_path: Path, upstream: FakeUpstream) -> Iterator[Callable[[int, str], Any]]:
+def run_gateway(
+    database_url: NewDatabase, upstream: FakeUpstream
+) -> Iterator[Callable[[int, str], Any]]:
     env = os.environ | {
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'gateway.db'}",
+        "DATABASE_URL": database_url("gateway"),
         "OPENAI_BASE_URL": f"{upstream.url}/v1",  # type: ignore[attr-defined]
         "SECRET_KEY": "fault-test-secret",
         "CALLBACK_RETRY_SCHEDULE_SECONDS": "[" + ", ".join(["0.5"] * 40) + "]",
@@ -211,10 +212,10 @@ def test_deliveries_pending_when_the_gateway_is_killed_are_sent_after_restart(
 
 
 async def test_a_crashed_workers_claim_expires_and_a_live_claim_is_respected(
-    tmp_path: Path, sink: CallbackSink
+    database_url: NewDatabase, sink: CallbackSink
 ) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'gateway.db'}")
-    await db.create_all(GatewayBase.metadata)
+    db = Database(database_url("gateway"))
+    await upgrade(db, "gateway")
     now = utcnow()
     claims = {"crashed": now - timedelta(seconds=1), "busy": now + timedelta(minutes=1)}
     async with db.transaction() as session:
@@ -238,11 +239,11 @@ async def test_a_crashed_workers_claim_expires_and_a_live_claim_is_respected(
 
 
 async def test_callback_url_is_checked_again_when_sending(
-    tmp_path: Path, sink: CallbackSink
+    database_url: NewDatabase, sink: CallbackSink
 ) -> None:
     """A URL that became internal (policy or DNS changed) is not called."""
-    db = Database(f"sqlite:///{tmp_path / 'gateway.db'}")
-    await db.create_all(GatewayBase.metadata)
+    db = Database(database_url("gateway"))
+    await upgrade(db, "gateway")
     async with db.transaction() as session:
         row = outbox.enqueue(
             session,

@@ -18,6 +18,7 @@ from dynaseal.cli.main import app
 from dynaseal.core.original_demo import DEMO_USER_PASSWORD, DEMO_USER_USERNAME
 from dynaseal.gateway.app import create_app as create_gateway
 from dynaseal.gateway.settings import GatewaySettings
+from support.databases import fresh_database
 from support.servers import free_port, serve
 
 runner = CliRunner()
@@ -120,20 +121,21 @@ def backend_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A gateway (offline responder, demo tenant) and a backend pointing at it."""
     data = tmp_path_factory.mktemp("cli-chat")
     backend_port = free_port()
-    gateway_settings = GatewaySettings(
-        database_url=f"sqlite:///{data / 'gateway.db'}", openai_base_url=None
-    )
-    gateway = create_gateway(
-        gateway_settings,
-        demo=True,
-        demo_data_callback_url=f"http://127.0.0.1:{backend_port}/v1/callback/usage",
-    )
-    with serve(gateway) as gateway_server:
-        backend_settings = BackendSettings(
-            database_url=f"sqlite:///{data / 'backend.db'}", gateway_url=gateway_server.url
+    with (
+        fresh_database(data, "gateway") as gateway_db,
+        fresh_database(data, "backend") as backend_db,
+    ):
+        gateway = create_gateway(
+            GatewaySettings(database_url=gateway_db, openai_base_url=None),
+            demo=True,
+            demo_data_callback_url=f"http://127.0.0.1:{backend_port}/v1/callback/usage",
         )
-        with serve(create_backend(backend_settings, demo_data=True), backend_port) as server:
-            yield server.url
+        with serve(gateway) as gateway_server:
+            backend_settings = BackendSettings(
+                database_url=backend_db, gateway_url=gateway_server.url
+            )
+            with serve(create_backend(backend_settings, demo_data=True), backend_port) as server:
+                yield server.url
 
 
 @pytest.mark.parametrize("stream", [True, False], ids=["stream", "no-stream"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import openai
 import pytest
@@ -22,6 +21,7 @@ from dynaseal.backend.demo_data import (
 )
 from dynaseal.client import AsyncDeviceClient, DeviceClient, DeviceClientError
 from dynaseal.keys import DEFAULT_AUDIENCE, VerificationKey, peek_key, verify_key
+from support.databases import fresh_database
 from support.servers import serve
 
 
@@ -77,17 +77,17 @@ def gateway() -> Iterator[FakeGateway]:
 
 @pytest.fixture(scope="module")
 def backend_url(tmp_path_factory: pytest.TempPathFactory, gateway: FakeGateway) -> Iterator[str]:
-    db = Path(tmp_path_factory.mktemp("client")) / "backend.db"
-    settings = BackendSettings(
-        database_url=f"sqlite+aiosqlite:///{db}",
-        secret_key="test-secret-key-for-backend-sessions",
-        gateway_url=gateway.url,
-        llm_key=None,  # sign for the demo tenant whatever the environment says
-        llm_user_id=None,
-        llm_key_id=None,
-    )
-    with serve(create_app(settings, demo_data=True)) as server:
-        yield server.url
+    with fresh_database(tmp_path_factory.mktemp("client"), "backend") as url:
+        settings = BackendSettings(
+            database_url=url,
+            secret_key="test-secret-key-for-backend-sessions",
+            gateway_url=gateway.url,
+            llm_key=None,  # sign for the demo tenant whatever the environment says
+            llm_user_id=None,
+            llm_key_id=None,
+        )
+        with serve(create_app(settings, demo_data=True)) as server:
+            yield server.url
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from dynaseal.core.original_demo import (
 )
 from dynaseal.gateway.app import create_app as create_gateway
 from dynaseal.gateway.settings import GatewaySettings
+from support.databases import fresh_database
 from support.servers import free_port, serve
 from support.upstream import FakeUpstream
 
@@ -42,23 +43,26 @@ def system(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) -> 
     data: Path = tmp_path_factory.mktemp("e2e")
     backend_port = free_port()
     gateway_port = free_port()
-    gateway = create_gateway(
-        GatewaySettings(
-            database_url=f"sqlite:///{data / 'gateway.db'}",
-            openai_base_url=f"{upstream.url}/v1",  # type: ignore[attr-defined]
-        ),
-        demo=True,
-        demo_data_callback_url=f"http://127.0.0.1:{backend_port}/v1/callback/usage",
-    )
-    backend = create_backend(
-        BackendSettings(
-            database_url=f"sqlite:///{data / 'backend.db'}",
-            gateway_url=f"http://127.0.0.1:{gateway_port}",
-        ),
-        demo_data=True,
-    )
-    with serve(gateway, gateway_port) as g, serve(backend, backend_port) as b:
-        yield System(g.url, b.url, upstream)
+    with (
+        fresh_database(data, "gateway") as gateway_db,
+        fresh_database(data, "backend") as backend_db,
+    ):
+        gateway = create_gateway(
+            GatewaySettings(
+                database_url=gateway_db,
+                openai_base_url=f"{upstream.url}/v1",  # type: ignore[attr-defined]
+            ),
+            demo=True,
+            demo_data_callback_url=f"http://127.0.0.1:{backend_port}/v1/callback/usage",
+        )
+        backend = create_backend(
+            BackendSettings(
+                database_url=backend_db, gateway_url=f"http://127.0.0.1:{gateway_port}"
+            ),
+            demo_data=True,
+        )
+        with serve(gateway, gateway_port) as g, serve(backend, backend_port) as b:
+            yield System(g.url, b.url, upstream)
 
 
 def wait_for_usage(system: System, access_token: str, event_id: str, count: int = 1) -> dict:

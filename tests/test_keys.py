@@ -144,3 +144,11 @@ def test_garbage_segments_are_invalid_keys(header: bytes, payload: bytes) -> Non
 
     with contextlib.suppress(InvalidKey):
         verify(f"{enc(header)}.{enc(payload)}.c2ln")
+
+
+def test_a_budget_beyond_2_53_is_refused_not_stored() -> None:
+    """No database column would hold it (SQLite and PostgreSQL stop at 2**63 - 1)."""
+    claims = {"api-key": "t1", "model": "m", "expiring": int(time.time()) + 60, "event_id": "e"}
+    assert verify(jwt.encode(claims | {"max_tokens": 2**53}, SECRET)).max_tokens == 2**53
+    with pytest.raises(InvalidKey, match="max_tokens"):
+        verify(jwt.encode(claims | {"max_tokens": 2**63}, SECRET))

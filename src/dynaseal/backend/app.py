@@ -16,7 +16,7 @@ from dynaseal.core.http import configure, include_everywhere
 from dynaseal.core.login_throttle import LoginThrottle
 from dynaseal.core.session_tokens import SessionTokens
 from dynaseal.storage import Database
-from dynaseal.storage.backend_models import BackendBase
+from dynaseal.storage.schema import prepare_schema
 
 #: ``aud`` of the backend's login tokens, so a gateway login never works here.
 SESSION_AUDIENCE = "dynaseal-backend"
@@ -32,7 +32,7 @@ def create_app(settings: BackendSettings, *, demo_data: bool = False) -> FastAPI
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.database_url)
         try:
-            await db.create_all(BackendBase.metadata)
+            await prepare_schema(db, "backend", auto_create=True)
             if settings.admin_user_password is not None:
                 await crud.ensure_admin(db, settings.admin_user_password.get_secret_value())
             if demo_data:

@@ -14,3 +14,5 @@ def configure_logging(level: str = "info") -> None:
     A no-op when logging is already set up (an embedding program, a test runner).
     """
     logging.basicConfig(level=level.upper(), format=FORMAT, datefmt=DATE_FORMAT)
+    # Alembic narrates each step at INFO; dynaseal.schema logs the one line that matters.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))

@@ -8,6 +8,7 @@ from dynaseal import __version__
 from dynaseal.cli import deliveries
 from dynaseal.cli.chat import chat
 from dynaseal.cli.demo import demo
+from dynaseal.cli.schema import migrate_command
 from dynaseal.cli.services import backend, gateway
 
 app = typer.Typer(
@@ -18,8 +19,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command(no_args_is_help=False)(demo)
-app.command()(gateway)
-app.command()(backend)
+for _name, _serve in (("gateway", gateway), ("backend", backend)):
+    # The service runs when no sub-command is given: `dynaseal gateway [options]`.
+    _service = typer.Typer(rich_markup_mode="markdown")
+    _service.callback(invoke_without_command=True)(_serve)
+    _service.command("migrate")(migrate_command(_name))
+    app.add_typer(_service, name=_name)
 app.command(no_args_is_help=True)(chat)
 app.add_typer(deliveries.app, name="deliveries")
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from dynaseal.core.errors import install_error_handlers
+from dynaseal.core.lifespan_errors import ConfigErrorsAtStartup
 
 #: Canonical routes live under /v1; the original's root paths and /api/v1 keep working.
 ROUTE_PREFIXES = ("/v1", "", "/api/v1")
@@ -20,8 +21,10 @@ def include_everywhere(app: FastAPI, routers: Sequence[APIRouter]) -> None:
 
 
 def configure(app: FastAPI, cors_origins: Sequence[str]) -> None:
-    """OpenAI-format errors everywhere; CORS closed unless origins are listed."""
+    """OpenAI-format errors everywhere; CORS closed unless origins are listed; start-up
+    configuration errors logged as one line."""
     install_error_handlers(app)
+    app.add_middleware(ConfigErrorsAtStartup)
     if cors_origins:
         # Bearer tokens, not cookies: credentials are never needed cross-origin.
         app.add_middleware(

@@ -36,6 +36,9 @@ _B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
 #: ``kid`` and tenant ids are lookup values from an attacker: keep them boring.
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _MAX_METADATA_BYTES = 2048
+#: Integer claims above this are refused: the largest integer every JSON reader keeps
+#: exact, and far inside the 64-bit columns budgets are stored in.
+_MAX_INT_CLAIM = 2**53
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +144,12 @@ def _int_claim(claims: dict[str, Any], name: str, *, required: bool, minimum: in
         if required:
             raise InvalidKey(f"claim {name} missing")
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidKey(f"claim {name} must be an integer >= {minimum}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not minimum <= value <= _MAX_INT_CLAIM
+    ):
+        raise InvalidKey(f"claim {name} must be an integer from {minimum} to {_MAX_INT_CLAIM}")
     return value
 
 

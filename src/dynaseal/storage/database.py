@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, event
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
@@ -53,6 +53,27 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _without_nul(parameters: Any) -> Any:
+    if isinstance(parameters, dict):
+        return {name: _replace_nul(value) for name, value in parameters.items()}
+    return type(parameters)(_replace_nul(value) for value in parameters)
+
+
+def _replace_nul(value: Any) -> Any:
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+
+def _postgresql_no_nul(
+    _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, executemany: bool
+) -> tuple[str, Any]:
+    # PostgreSQL text cannot hold NUL (SQLite's can), and a NUL in a key's event id, a model
+    # name or a login would fail the request with a 500. Every string parameter, lookups
+    # included, carries U+FFFD instead, so a stored value and its lookup still agree.
+    if executemany:
+        return statement, [_without_nul(row) for row in parameters]
+    return statement, _without_nul(parameters)
+
+
 class Database:
     """An engine and a session factory; transactions are short and never span an await
     on anything but the database."""
@@ -72,6 +93,10 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_connect)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
+        else:
+            event.listen(
+                self.engine.sync_engine, "before_cursor_execute", _postgresql_no_nul, retval=True
+            )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager
@@ -80,9 +105,15 @@ class Database:
         async with self.sessions() as session, session.begin():
             yield session
 
-    async def create_all(self, metadata: MetaData) -> None:
-        async with self.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+    async def ping(self) -> None:
+        """One round trip to the database; raises when it is unreachable."""
+        async with self.engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+
+    @property
+    def display_url(self) -> str:
+        """The URL without its password, for log lines."""
+        return make_url(self.url).render_as_string(hide_password=True)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from dynaseal.storage.types import UTCDateTime, utcnow
+from dynaseal.storage.types import NAMING_CONVENTION, TYPE_ANNOTATION_MAP, UTCDateTime, utcnow
 
 
 class GatewayBase(DeclarativeBase):
-    pass
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = TYPE_ANNOTATION_MAP
 
 
 class Tenant(GatewayBase):
@@ -37,6 +38,9 @@ class Tenant(GatewayBase):
     #: Set when the endpoint answered 410 Gone: callbacks wait (status "disabled") until
     #: the tenant sets its callback URL again.
     callback_disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The tenant's own rate limits per minute (key_rpm, key_tpm, sub_rpm ...), over the
+    #: gateway's defaults.
+    rate_limits: Mapped[dict[str, int] | None] = mapped_column(JSON)
     #: Keys this tenant minted before this time are refused (revoke everything issued).
     keys_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import BigInteger, DateTime, Integer
 from sqlalchemy.types import TypeDecorator
+
+#: Named constraints: Alembic can only drop or alter (on SQLite: batch-copy) what has a name.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Every ``int`` column is 64-bit: token counters outgrow PostgreSQL's 32-bit INTEGER.
+#: SQLite's INTEGER already is, and only INTEGER PRIMARY KEY autoincrements there.
+TYPE_ANNOTATION_MAP: dict[Any, Any] = {int: BigInteger().with_variant(Integer(), "sqlite")}
 
 
 def utcnow() -> datetime:
