@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -12,12 +14,27 @@ import pytest
 from dynaseal.core.original_demo import DEMO_TENANT_API_KEY, DEMO_TENANT_ID
 from dynaseal.gateway.app import create_app as create_gateway
 from dynaseal.gateway.settings import GatewaySettings
-from dynaseal.keys import mint_key, peek_key
+from dynaseal.keys import peek_key
 from support.callbacks import CallbackSink
+from support.databases import NewDatabase, chosen, fresh_database
+from support.redis_server import RedisServer
 from support.servers import ServerThread, serve
+from support.tenants import ADMIN_PASSWORD, DEMO_MODEL, mint
 from support.upstream import FakeUpstream
 
-DEMO_MODEL = "deepseek-chat"
+__all__ = ["DEMO_MODEL", "event_of", "mint", "original_key"]
+
+
+def pytest_report_header() -> str:
+    kind, server = chosen()
+    return f"database: {kind}" + (f" on {server}" if server else "")
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[NewDatabase]:
+    """Hands out URLs of fresh databases (SQLite or PostgreSQL, see support.databases)."""
+    with ExitStack() as stack:
+        yield lambda name: stack.enter_context(fresh_database(tmp_path, name))
 
 
 @pytest.fixture(scope="session")
@@ -40,16 +57,17 @@ def sink() -> Iterator[CallbackSink]:
 def gateway(
     tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream, sink: CallbackSink
 ) -> Iterator[ServerThread]:
-    settings = GatewaySettings(
-        database_url=f"sqlite:///{tmp_path_factory.mktemp('gateway') / 'gateway.db'}",
-        openai_base_url=f"{upstream.url}/v1",  # type: ignore[attr-defined]
-        openai_api_key="upstream-secret",
-        admin_user_password="admin-password-for-tests",
-        callback_retry_schedule_seconds=[0.2, 0.5, 1.0],
-    )
-    app = create_gateway(settings, demo=True, demo_data_callback_url=sink.url)  # type: ignore[attr-defined]
-    with serve(app) as server:
-        yield server
+    with fresh_database(tmp_path_factory.mktemp("gateway"), "gateway") as url:
+        settings = GatewaySettings(
+            database_url=url,
+            openai_base_url=f"{upstream.url}/v1",  # type: ignore[attr-defined]
+            openai_api_key="upstream-secret",
+            admin_user_password=ADMIN_PASSWORD,
+            callback_retry_schedule_seconds=[0.2, 0.5, 1.0],
+        )
+        app = create_gateway(settings, demo=True, demo_data_callback_url=sink.url)  # type: ignore[attr-defined]
+        with serve(app) as server:
+            yield server
 
 
 @pytest.fixture(autouse=True)
@@ -57,14 +75,6 @@ def _fresh_fakes(request: pytest.FixtureRequest) -> None:
     for name in ("upstream", "sink"):
         if name in request.fixturenames:
             request.getfixturevalue(name).reset()
-
-
-def mint(**overrides: Any) -> str:
-    """A key in our format, minted with the demo tenant's secret."""
-    options: dict[str, Any] = {"tenant_id": DEMO_TENANT_ID, "model": DEMO_MODEL, "max_tokens": 1000}
-    options.update(overrides)
-    secret = options.pop("secret", DEMO_TENANT_API_KEY)
-    return mint_key(secret, **options).token
 
 
 def original_key(**overrides: Any) -> str:
@@ -84,3 +94,27 @@ def event_of(token: str) -> str:
     """The event id a key carries (what its callbacks are filed under)."""
     claims = peek_key(token).claims
     return str(claims.get("jti") or claims["event_id"])
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A private Redis the tests may stop and restart."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_gateway(
+    tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream, redis_server: RedisServer
+) -> Iterator[ServerThread]:
+    """A gateway keeping its hot state in Redis (callbacks are not delivered anywhere)."""
+    with fresh_database(tmp_path_factory.mktemp("redis-gw"), "gateway") as url:
+        settings = GatewaySettings(
+            database_url=url,
+            openai_base_url=f"{upstream.url}/v1",  # type: ignore[attr-defined]
+            admin_user_password=ADMIN_PASSWORD,
+            redis_url=redis_server.url,
+        )
+        with serve(create_gateway(settings, demo=True)) as server:
+            yield server

@@ -11,7 +11,6 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -23,10 +22,10 @@ from conftest import DEMO_MODEL, mint, original_key
 from dynaseal.core.original_demo import DEMO_TENANT_API_KEY, DEMO_TENANT_ID
 from dynaseal.keys import KEY_TYPE, generate_key_pair, mint_key
 from support.servers import ServerThread
+from support.tenants import TenantHandle, create_tenant
 from support.upstream import FakeUpstream
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
-ADMIN_PASSWORD = "admin-password-for-tests"
 
 
 def b64(data: bytes) -> str:
@@ -76,45 +75,14 @@ def chat(gateway: ServerThread, token: str) -> httpx.Response:
     )
 
 
-@dataclass
-class Tenant:
-    id: str
-    headers: dict[str, str]
-    secret: str | None = None
-    kid: str | None = None
-
-
-def new_tenant(gateway: ServerThread) -> Tenant:
-    admin = httpx.post(
-        gateway.url + "/v1/user/login", data={"username": "admin", "password": ADMIN_PASSWORD}
-    ).json()
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    created = httpx.post(
-        gateway.url + "/v1/tenants",
-        headers={"Authorization": f"Bearer {admin['access_token']}"},
-        json={"username": name, "password": "password-123"},
-    ).json()
-    login = httpx.post(
-        gateway.url + "/v1/user/login", data={"username": name, "password": "password-123"}
-    ).json()
-    return Tenant(created["id"], {"Authorization": f"Bearer {login['access_token']}"})
-
-
-def add_key(gateway: ServerThread, tenant: Tenant, **body: Any) -> dict[str, Any]:
-    response = httpx.post(gateway.url + "/v1/api-keys", headers=tenant.headers, json=body)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
 @pytest.fixture(scope="module")
-def ed_tenant(gateway: ServerThread) -> tuple[Tenant, Any]:
-    """A tenant that registered only an Ed25519 public key."""
-    tenant = new_tenant(gateway)
+def ed_tenant(gateway: ServerThread) -> tuple[TenantHandle, Any, str]:
+    """A tenant that registered only an Ed25519 public key: (tenant, key pair, kid)."""
+    tenant = create_tenant(gateway.url)
     pair = generate_key_pair("EdDSA")
-    key = add_key(gateway, tenant, algorithm="EdDSA", public_key=pair.public_pem)
+    key = tenant.add_api_key(algorithm="EdDSA", public_key=pair.public_pem)
     assert key["secret"] is None
-    tenant.kid = key["kid"]
-    return tenant, pair
+    return tenant, pair, key["kid"]
 
 
 def attacker_jwk_token() -> str:
@@ -256,21 +224,21 @@ def test_attack_is_refused_before_the_upstream(
 def test_key_of_tenant_a_presented_with_tenant_b_id(
     gateway: ServerThread, upstream: FakeUpstream
 ) -> None:
-    tenant_b = new_tenant(gateway)
-    add_key(gateway, tenant_b)
+    tenant_b = create_tenant(gateway.url)
+    tenant_b.add_api_key()
     forged = mint(tenant_id=tenant_b.id)  # signed with the demo tenant's secret
     assert chat(gateway, forged).status_code == 401
     assert upstream.count == 0
 
 
 def test_ed25519_key_works_and_hs256_with_its_public_key_is_refused(
-    gateway: ServerThread, upstream: FakeUpstream, ed_tenant: tuple[Tenant, Any]
+    gateway: ServerThread, upstream: FakeUpstream, ed_tenant: tuple[TenantHandle, Any, str]
 ) -> None:
-    tenant, pair = ed_tenant
+    tenant, pair, kid = ed_tenant
     good = mint_key(
         pair.private_pem,
         algorithm="EdDSA",
-        kid=tenant.kid,
+        kid=kid,
         tenant_id=tenant.id,
         model=DEMO_MODEL,
         max_tokens=100,
@@ -278,8 +246,8 @@ def test_ed25519_key_works_and_hs256_with_its_public_key_is_refused(
     assert chat(gateway, good).status_code == 200
     assert upstream.count == 1
     claims = own_claims(**{"api-key": tenant.id, "iss": tenant.id})
-    for kid in (tenant.kid, None):
-        header = {"alg": "HS256", "typ": KEY_TYPE} | ({"kid": kid} if kid else {})
+    for header_kid in (kid, None):
+        header = {"alg": "HS256", "typ": KEY_TYPE} | ({"kid": header_kid} if header_kid else {})
         for secret in (pair.public_pem.encode(), pair.public_pem.strip().encode()):
             assert chat(gateway, hs256(header, claims, secret)).status_code == 401
     no_kid = mint_key(
@@ -290,7 +258,7 @@ def test_ed25519_key_works_and_hs256_with_its_public_key_is_refused(
     impostor = mint_key(
         other.private_pem,
         algorithm="EdDSA",
-        kid=tenant.kid,
+        kid=kid,
         tenant_id=tenant.id,
         model=DEMO_MODEL,
         max_tokens=100,
@@ -327,16 +295,14 @@ async def test_single_use_key_under_a_burst_of_50(
 
 
 def test_rotation_and_revocation(gateway: ServerThread, upstream: FakeUpstream) -> None:
-    tenant = new_tenant(gateway)
-    old, new = add_key(gateway, tenant), add_key(gateway, tenant)
-
-    def key_for(record: dict[str, Any], **kw: Any) -> str:
-        return mint(secret=record["secret"], kid=record["kid"], tenant_id=tenant.id, **kw)
+    tenant = create_tenant(gateway.url)
+    old, new = tenant.add_api_key(), tenant.add_api_key()
+    key_for = tenant.key_with
 
     # Retiring the old key with a grace period: it keeps working until the grace ends.
     retire = httpx.post(
         gateway.url + f"/v1/api-keys/{old['kid']}/retire",
-        headers=tenant.headers,
+        headers=tenant.auth,
         json={"grace_seconds": 1},
     )
     assert retire.status_code == 200 and retire.json()["retires_at"]
@@ -350,13 +316,13 @@ def test_rotation_and_revocation(gateway: ServerThread, upstream: FakeUpstream) 
     assert chat(gateway, doomed).status_code == 200
     event_id = json.loads(base64.urlsafe_b64decode(doomed.split(".")[1] + "=="))["jti"]
     revoked = httpx.post(
-        gateway.url + "/v1/revocations", headers=tenant.headers, json={"event_id": event_id}
+        gateway.url + "/v1/revocations", headers=tenant.auth, json={"event_id": event_id}
     )
     assert revoked.status_code == 200
     assert chat(gateway, doomed).status_code == 401
     unused = key_for(new, event_id="never-used")
     httpx.post(
-        gateway.url + "/v1/revocations", headers=tenant.headers, json={"event_id": "never-used"}
+        gateway.url + "/v1/revocations", headers=tenant.auth, json={"event_id": "never-used"}
     )
     assert chat(gateway, unused).status_code == 401
     assert chat(gateway, spared).status_code == 200
@@ -364,7 +330,7 @@ def test_rotation_and_revocation(gateway: ServerThread, upstream: FakeUpstream) 
     # Revoking everything minted so far; keys minted afterwards work.
     before = key_for(new)
     cutoff = httpx.post(
-        gateway.url + "/v1/revocations", headers=tenant.headers, json={"all_keys": True}
+        gateway.url + "/v1/revocations", headers=tenant.auth, json={"all_keys": True}
     )
     assert cutoff.status_code == 200 and cutoff.json()["keys_not_before"]
     assert chat(gateway, before).status_code == 401
@@ -372,25 +338,24 @@ def test_rotation_and_revocation(gateway: ServerThread, upstream: FakeUpstream) 
     assert chat(gateway, key_for(new)).status_code == 200
 
     # Revoking the signing key itself.
-    httpx.delete(gateway.url + f"/v1/api-keys/{new['kid']}", headers=tenant.headers)
+    httpx.delete(gateway.url + f"/v1/api-keys/{new['kid']}", headers=tenant.auth)
     assert chat(gateway, key_for(new)).status_code == 401
 
 
 def test_revocation_needs_the_owner(gateway: ServerThread) -> None:
     response = httpx.post(gateway.url + "/v1/revocations", json={"all_keys": True})
     assert response.status_code == 401
-    tenant = new_tenant(gateway)
+    tenant = create_tenant(gateway.url)
     bad = httpx.post(
         gateway.url + "/v1/revocations",
-        headers=tenant.headers,
+        headers=tenant.auth,
         json={"event_id": "x", "all_keys": True},
     )
     assert bad.status_code == 400
 
 
 def test_login_brute_force_is_throttled(gateway: ServerThread) -> None:
-    tenant_name = new_tenant(gateway)  # fresh account so other tests are not affected
-    name = httpx.get(gateway.url + "/v1/user/me", headers=tenant_name.headers).json()["username"]
+    name = create_tenant(gateway.url).username  # a fresh account: other tests unaffected
     statuses = [
         httpx.post(
             gateway.url + "/v1/user/login", data={"username": name, "password": f"guess-{i}"}
@@ -407,7 +372,7 @@ def test_login_brute_force_is_throttled(gateway: ServerThread) -> None:
 
 
 def test_callback_urls_into_private_networks_are_refused(gateway: ServerThread) -> None:
-    tenant = new_tenant(gateway)
+    tenant = create_tenant(gateway.url)
     for url in (
         "http://10.0.0.5/cb",
         "http://169.254.169.254/latest/meta-data",
@@ -416,14 +381,14 @@ def test_callback_urls_into_private_networks_are_refused(gateway: ServerThread) 
         "gopher://x/",
     ):
         response = httpx.patch(
-            gateway.url + "/v1/user/me", headers=tenant.headers, json={"callback_url": url}
+            gateway.url + "/v1/user/me", headers=tenant.auth, json={"callback_url": url}
         )
         assert response.status_code == 400, url
     # The gateway under test runs with demo data, which allows loopback (the original
     # demo's callback URL is on 127.0.0.1).
     ok = httpx.patch(
         gateway.url + "/v1/user/me",
-        headers=tenant.headers,
+        headers=tenant.auth,
         json={"callback_url": "http://127.0.0.1:9/cb"},
     )
     assert ok.status_code == 200

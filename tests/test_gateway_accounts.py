@@ -17,25 +17,20 @@ from dynaseal.core.original_demo import (
     DEMO_TENANT_USERNAME,
 )
 from support.servers import ServerThread
+from support.tenants import ADMIN_PASSWORD, bearer, login
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
-ADMIN_PASSWORD = "admin-password-for-tests"
 
 
-def login(gateway: ServerThread, username: str, password: str) -> httpx.Response:
+def post_login(gateway: ServerThread, username: str, password: str) -> httpx.Response:
+    """The original design's login path, at the root."""
     return httpx.post(
         gateway.url + "/user/login", data={"username": username, "password": password}
     )
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 def access(gateway: ServerThread, username: str, password: str) -> dict[str, str]:
-    response = login(gateway, username, password)
-    assert response.status_code == 200, response.text
-    return bearer(response.json()["access_token"])
+    return login(gateway.url, username, password)
 
 
 def chat(gateway: ServerThread, key: str) -> httpx.Response:
@@ -50,7 +45,7 @@ def chat(gateway: ServerThread, key: str) -> httpx.Response:
 def test_demo_tenant_logs_in_with_the_original_bcrypt_hash(
     gateway: ServerThread, name: str
 ) -> None:
-    response = login(gateway, name, DEMO_TENANT_PASSWORD)
+    response = post_login(gateway, name, DEMO_TENANT_PASSWORD)
     assert response.status_code == 200
     assert response.json()["token_type"] == "bearer"
     me = httpx.get(gateway.url + "/v1/user/me", headers=bearer(response.json()["access_token"]))
@@ -58,13 +53,13 @@ def test_demo_tenant_logs_in_with_the_original_bcrypt_hash(
 
 
 def test_wrong_password_is_refused(gateway: ServerThread) -> None:
-    response = login(gateway, DEMO_TENANT_USERNAME, "wrong")
+    response = post_login(gateway, DEMO_TENANT_USERNAME, "wrong")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "invalid_api_key"
 
 
 def test_access_and_refresh_tokens_cannot_be_swapped(gateway: ServerThread) -> None:
-    tokens = login(gateway, DEMO_TENANT_USERNAME, DEMO_TENANT_PASSWORD).json()
+    tokens = post_login(gateway, DEMO_TENANT_USERNAME, DEMO_TENANT_PASSWORD).json()
     me = httpx.get(gateway.url + "/v1/user/me", headers=bearer(tokens["refresh_token"]))
     assert me.status_code == 401
     swapped = httpx.post(

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import time
-import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import openai
@@ -24,57 +21,22 @@ from dynaseal.core.original_demo import (
 from dynaseal.gateway.delivery import DEFAULT_RETRY_SCHEDULE, retry_after_seconds
 from support.callbacks import CallbackSink
 from support.servers import ServerThread
+from support.tenants import TenantHandle, create_tenant, login
 from support.upstream import FakeUpstream
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
-ADMIN_PASSWORD = "admin-password-for-tests"
 
 
 def client(gateway: ServerThread, key: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
 
 
-def login(gateway: ServerThread, username: str, password: str) -> dict[str, str]:
-    response = httpx.post(
-        gateway.url + "/v1/user/login", data={"username": username, "password": password}
-    )
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
 def demo_owner(gateway: ServerThread) -> dict[str, str]:
-    return login(gateway, DEMO_TENANT_USERNAME, DEMO_TENANT_PASSWORD)
+    return login(gateway.url, DEMO_TENANT_USERNAME, DEMO_TENANT_PASSWORD)
 
 
-@dataclass
-class NewTenant:
-    """A tenant of its own, so a test may change its settings without touching others."""
-
-    id: str
-    auth: dict[str, str]
-    webhook_secret: str
-    api_secret: str
-    kid: str
-
-    def key(self, **claims: Any) -> str:
-        return mint(secret=self.api_secret, tenant_id=self.id, kid=self.kid, **claims)
-
-
-def new_tenant(gateway: ServerThread, callback_url: str) -> NewTenant:
-    admin = login(gateway, "admin", ADMIN_PASSWORD)
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    created = httpx.post(
-        gateway.url + "/v1/tenants",
-        headers=admin,
-        json={"username": name, "password": "password-123", "callback_url": callback_url},
-    )
-    assert created.status_code == 201, created.text
-    auth = login(gateway, name, "password-123")
-    api_key = httpx.post(gateway.url + "/v1/api-keys", headers=auth).json()
-    tenant = created.json()
-    return NewTenant(
-        tenant["id"], auth, tenant["webhook_secret"], api_key["secret"], api_key["kid"]
-    )
+def new_tenant(gateway: ServerThread, callback_url: str) -> TenantHandle:
+    return create_tenant(gateway.url, callback_url, with_api_key=True)
 
 
 def test_callback_for_a_non_streaming_request(gateway: ServerThread, sink: CallbackSink) -> None:

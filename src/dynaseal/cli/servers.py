@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 #: How long a background server may take to run its startup (database, demo data).
 START_TIMEOUT_SECONDS = 30.0
@@ -57,7 +58,15 @@ def base_url(sock: socket.socket) -> str:
     return f"http://{host}:{port}"
 
 
-def _config(app: Any, sock: socket.socket, log_level: str, access_log: bool) -> uvicorn.Config:
+def _config(
+    app: Any,
+    sock: socket.socket,
+    log_level: str,
+    access_log: bool,
+    *,
+    graceful_seconds: float | None = None,
+    workers: int = 1,
+) -> uvicorn.Config:
     host, port = sock.getsockname()[:2]
     # log_config=None: uvicorn's loggers go through the root handler of configure_logging.
     return uvicorn.Config(
@@ -68,13 +77,35 @@ def _config(app: Any, sock: socket.socket, log_level: str, access_log: bool) -> 
         log_config=None,
         access_log=access_log,
         lifespan="on",
+        factory=isinstance(app, str),
+        workers=workers,
+        timeout_graceful_shutdown=int(graceful_seconds) if graceful_seconds else None,
     )
 
 
-def run_foreground(app: Any, sock: socket.socket, log_level: str) -> None:
-    """Serve until Ctrl-C / SIGTERM (uvicorn handles the signals in the main thread)."""
+def run_foreground(
+    app: Any,
+    sock: socket.socket,
+    log_level: str,
+    *,
+    graceful_seconds: float | None = None,
+    workers: int = 1,
+) -> None:
+    """Serve until Ctrl-C / SIGTERM (uvicorn handles the signals in the main thread).
+
+    On SIGTERM the server stops accepting, lets requests in flight — streams included —
+    finish for up to ``graceful_seconds``, then runs the app's shutdown. With ``workers``
+    above one, ``app`` is an import string of an app factory and every worker process
+    serves the same socket.
+    """
+    config = _config(
+        app, sock, log_level, access_log=True, graceful_seconds=graceful_seconds, workers=workers
+    )
     with sock:
-        uvicorn.Server(_config(app, sock, log_level, access_log=True)).run(sockets=[sock])
+        if workers > 1:
+            Multiprocess(config, sockets=[sock]).run()
+        else:
+            uvicorn.Server(config).run(sockets=[sock])
 
 
 class BackgroundServer:

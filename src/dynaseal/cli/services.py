@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any
 
 import typer
@@ -10,8 +11,10 @@ from dynaseal.backend.app import create_app as create_backend
 from dynaseal.backend.settings import BackendSettings
 from dynaseal.cli.logs import configure_logging
 from dynaseal.cli.output import err_console, fail
+from dynaseal.cli.schema import DatabaseUrl, schema_or_exit
 from dynaseal.cli.servers import PortInUse, ServerFailed, bind, run_foreground
 from dynaseal.cli.settings import settings_or_exit
+from dynaseal.gateway.app import DEMO_DATA_VARIABLE, create_app_from_environment
 from dynaseal.gateway.app import create_app as create_gateway
 from dynaseal.gateway.settings import GatewaySettings
 
@@ -24,14 +27,6 @@ DemoData = Annotated[
         "for trying things out only, never in production.",
     ),
 ]
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        help="SQLAlchemy URL of the database (sqlite:///file.db or postgresql://...). "
-        "Overrides DATABASE_URL.",
-        show_default="DATABASE_URL, else a SQLite file in the working directory",
-    ),
-]
 LogLevel = Annotated[
     str,
     typer.Option(
@@ -41,7 +36,7 @@ LogLevel = Annotated[
 ]
 
 
-def serve(name: str, app: Any, host: str, port: int, log_level: str) -> None:
+def serve(name: str, app: Any, host: str, port: int, log_level: str, **options: Any) -> None:
     """Bind first so a busy port is a one-line error, then serve until interrupted."""
     try:
         sock = bind(host, port)
@@ -51,7 +46,7 @@ def serve(name: str, app: Any, host: str, port: int, log_level: str) -> None:
         fail(f"cannot start the {name}: {exc}")
     host_shown, bound_port = sock.getsockname()[:2]
     err_console.print(f"starting the {name} on http://{host_shown}:{bound_port} (Ctrl-C to stop)")
-    run_foreground(app, sock, log_level)
+    run_foreground(app, sock, log_level, **options)
 
 
 def warn_demo_data(what: str) -> None:
@@ -62,25 +57,62 @@ def warn_demo_data(what: str) -> None:
 
 
 def gateway(
+    ctx: typer.Context,
     host: Host = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8000,
     demo_data: DemoData = False,
     database_url: DatabaseUrl = None,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Redis for the state replicas share (budgets, use counts, rate limits). "
+            "Overrides REDIS_URL.",
+            show_default="REDIS_URL, else none",
+        ),
+    ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(min=1, help="Worker processes serving the same port."),
+    ] = 1,
     log_level: LogLevel = "info",
 ) -> None:
     """Run the gateway: the OpenAI-compatible server devices call with dynamic keys.
 
     Configured by environment variables (SECRET_KEY, OPENAI_BASE_URL, OPENAI_API_KEY,
     DATABASE_URL ...). Without OPENAI_BASE_URL it answers with a built-in offline responder.
+    An empty database gets its schema on the first start; after an upgrade run
+    `dynaseal gateway migrate`.
     """
+    if ctx.invoked_subcommand:
+        return
     configure_logging(log_level)
-    settings = settings_or_exit(GatewaySettings, database_url=database_url)
+    settings = settings_or_exit(GatewaySettings, database_url=database_url, redis_url=redis_url)
+    schema_or_exit(settings.database_url, "gateway")
     if demo_data:
         warn_demo_data("the demo tenant user1 and its API key")
-    serve("gateway", create_gateway(settings, demo=demo_data), host, port, log_level)
+    app: Any
+    if workers == 1:
+        app = create_gateway(settings, demo=demo_data)
+    else:  # each worker process builds its own app from the environment
+        os.environ.update(
+            {"DATABASE_URL": settings.database_url, DEMO_DATA_VARIABLE: str(int(demo_data))}
+        )
+        if settings.redis_url:
+            os.environ["REDIS_URL"] = settings.redis_url
+        app = f"{create_app_from_environment.__module__}:{create_app_from_environment.__name__}"
+    serve(
+        "gateway",
+        app,
+        host,
+        port,
+        log_level,
+        graceful_seconds=settings.shutdown_timeout_seconds,
+        workers=workers,
+    )
 
 
 def backend(
+    ctx: typer.Context,
     host: Host = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 9000,
     demo_data: DemoData = False,
@@ -99,10 +131,14 @@ def backend(
     Devices log in here and get their dynamic keys; the gateway reports their usage here.
 
     Signs keys with LLM_KEY for tenant LLM_USER_ID (with --demo-data, the demo tenant's
-    when those are unset).
+    when those are unset). An empty database gets its schema on the first start; after an
+    upgrade run `dynaseal backend migrate`.
     """
+    if ctx.invoked_subcommand:
+        return
     configure_logging(log_level)
     settings = settings_or_exit(BackendSettings, database_url=database_url, gateway_url=gateway_url)
+    schema_or_exit(settings.database_url, "backend")
     if demo_data:
         warn_demo_data("the demo user client1 and signs with the demo tenant's public key")
     serve("backend", create_backend(settings, demo_data=demo_data), host, port, log_level)

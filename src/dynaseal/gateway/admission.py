@@ -1,4 +1,5 @@
-"""Admission: is this dynamic key genuine, may it call this model, is there budget left?"""
+"""Admission: is this dynamic key genuine, may it call this model, is it within its rate
+limits, is there budget left? Everything before a request may go upstream."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from dynaseal.gateway import budget, chat_request
+from dynaseal.gateway import chat_request
+from dynaseal.gateway.budget import BudgetStore
 from dynaseal.gateway.budget_rules import Reservation
 from dynaseal.gateway.errors import invalid_key, model_not_allowed
-from dynaseal.gateway.key_ring import KeyRing
+from dynaseal.gateway.key_ring import KeyRing, TenantKeys
+from dynaseal.gateway.rate_limits import RateLimiter, Scope, Verdict, scopes_for
 from dynaseal.gateway.settings import GatewaySettings
 from dynaseal.gateway.token_estimate import estimate_prompt_tokens
 from dynaseal.keys import InvalidKey, KeyGrant, peek_key, verify_key
-from dynaseal.storage import Database
 
 log = logging.getLogger("dynaseal.gateway")
 
@@ -29,33 +31,6 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
-async def verify_dynamic_key(
-    authorization: str | None, key_ring: KeyRing, settings: GatewaySettings
-) -> KeyGrant:
-    """Return what the key grants, or raise the one generic 401 (the log says why)."""
-    token = bearer_token(authorization)
-    try:
-        unverified = peek_key(token)
-        tenant_keys = await key_ring.keys_of(unverified.tenant_id)
-        now = time.time()
-        grant = verify_key(
-            unverified,
-            tenant_keys.active(now),
-            audience=settings.gateway_audience,
-            now=now,
-            leeway=settings.key_leeway_seconds,
-            max_lifetime=settings.key_max_lifetime_seconds,
-        )
-        cutoff = tenant_keys.not_before
-        if cutoff is not None and (grant.issued_at is None or grant.issued_at < cutoff):
-            # Original-format keys carry no iat: a cutoff refuses all of them (fail closed).
-            raise InvalidKey("minted before the tenant revoked its earlier keys")
-        return grant
-    except InvalidKey as exc:
-        log.info("dynamic key refused: %s", exc.reason)
-        raise invalid_key() from None
-
-
 @dataclass(slots=True)
 class Admission:
     """An admitted request: what the key grants and what was reserved for it."""
@@ -64,6 +39,8 @@ class Admission:
     reservation: Reservation
     body: dict[str, Any]
     upstream_body: dict[str, Any]
+    rate_scopes: list[Scope] = field(default_factory=list)
+    rate_verdict: Verdict | None = None
     request_id: str = field(default_factory=lambda: f"req_{uuid.uuid4().hex}")
     started_at: float = field(default_factory=time.time)
 
@@ -75,29 +52,72 @@ class Admission:
     def stream(self) -> bool:
         return bool(self.body.get("stream"))
 
+    def response_headers(self) -> dict[str, str]:
+        return self.rate_verdict.headers() if self.rate_verdict is not None else {}
 
-async def admit(
-    authorization: str | None,
-    raw_body: bytes,
-    *,
-    key_ring: KeyRing,
-    db: Database,
-    settings: GatewaySettings,
-) -> Admission:
-    grant = await verify_dynamic_key(authorization, key_ring, settings)
-    body = chat_request.parse_chat_body(raw_body)
-    if not grant.allows_model(body["model"]):
-        raise model_not_allowed(body["model"])
-    reservation = await budget.reserve(
-        db,
-        grant,
-        prompt_estimate=estimate_prompt_tokens(body),
-        requested_cap=chat_request.requested_cap(body),
-        choices=body.get("n") or 1,
-    )
-    return Admission(
-        grant=grant,
-        reservation=reservation,
-        body=body,
-        upstream_body=chat_request.upstream_body(body, reservation.completion_cap),
-    )
+
+class Gatekeeper:
+    """Verifies dynamic keys and admits requests; one per gateway process."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        key_ring: KeyRing,
+        budget: BudgetStore,
+        limiter: RateLimiter,
+    ) -> None:
+        self._settings = settings
+        self._key_ring = key_ring
+        self.budget = budget
+        self.limiter = limiter
+
+    async def verify(self, authorization: str | None) -> tuple[KeyGrant, TenantKeys]:
+        """What the key grants (and its tenant's keys), or the one generic 401; the log
+        says why."""
+        settings = self._settings
+        try:
+            unverified = peek_key(bearer_token(authorization))
+            tenant_keys = await self._key_ring.keys_of(unverified.tenant_id)
+            now = time.time()
+            grant = verify_key(
+                unverified,
+                tenant_keys.active(now),
+                audience=settings.gateway_audience,
+                now=now,
+                leeway=settings.key_leeway_seconds,
+                max_lifetime=settings.key_max_lifetime_seconds,
+            )
+            cutoff = tenant_keys.not_before
+            if cutoff is not None and (grant.issued_at is None or grant.issued_at < cutoff):
+                # Original-format keys carry no iat: a cutoff refuses all of them.
+                raise InvalidKey("minted before the tenant revoked its earlier keys")
+            return grant, tenant_keys
+        except InvalidKey as exc:
+            log.info("dynamic key refused: %s", exc.reason)
+            raise invalid_key() from None
+
+    async def admit(self, authorization: str | None, raw_body: bytes) -> Admission:
+        grant, tenant_keys = await self.verify(authorization)
+        body = chat_request.parse_chat_body(raw_body)
+        if not grant.allows_model(body["model"]):
+            raise model_not_allowed(body["model"])
+        scopes = scopes_for(grant, self._settings.rate_limits(tenant_keys.rate_limits))
+        verdict = None
+        if scopes:
+            verdict = await self.limiter.admit(scopes)
+            if verdict.refused is not None:
+                raise verdict.error()
+        reservation = await self.budget.reserve(
+            grant,
+            prompt_estimate=estimate_prompt_tokens(body),
+            requested_cap=chat_request.requested_cap(body),
+            choices=body.get("n") or 1,
+        )
+        return Admission(
+            grant=grant,
+            reservation=reservation,
+            body=body,
+            upstream_body=chat_request.upstream_body(body, reservation.completion_cap),
+            rate_scopes=scopes,
+            rate_verdict=verdict,
+        )

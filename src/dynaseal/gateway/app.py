@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,11 +10,16 @@ from fastapi import FastAPI
 
 from dynaseal import __version__
 from dynaseal.core.http import configure, include_everywhere
-from dynaseal.gateway import demo_data, tenants
+from dynaseal.core.settings import load_settings
+from dynaseal.core.startup import wait_for
+from dynaseal.gateway import demo_data, health, tenants
 from dynaseal.gateway.routes import account, admin, api_keys, chat, deliveries, revocations, usage
 from dynaseal.gateway.services import GatewayServices
 from dynaseal.gateway.settings import GatewaySettings
-from dynaseal.storage.gateway_models import GatewayBase
+from dynaseal.storage.schema import prepare_schema
+
+#: Set by the CLI for worker processes, which cannot be handed ``demo=True`` directly.
+DEMO_DATA_VARIABLE = "DYNASEAL_DEMO_DATA"
 
 
 def create_app(
@@ -27,16 +33,19 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await services.db.create_all(GatewayBase.metadata)
-        if settings.admin_user_password is not None:
-            async with services.db.transaction() as session:
-                await tenants.ensure_admin(session, settings.admin_user_password.get_secret_value())
-        if demo:
-            await demo_data.load_demo_tenant(
-                services.db, services.box, demo_data_callback_url or demo_data.DEMO_CALLBACK_URL
-            )
-        services.delivery.start()
         try:
+            await _wait_for_dependencies(services)
+            await prepare_schema(services.db, "gateway", auto_create=True)
+            if settings.admin_user_password is not None:
+                async with services.db.transaction() as session:
+                    await tenants.ensure_admin(
+                        session, settings.admin_user_password.get_secret_value()
+                    )
+            if demo:
+                await demo_data.load_demo_tenant(
+                    services.db, services.box, demo_data_callback_url or demo_data.DEMO_CALLBACK_URL
+                )
+            services.delivery.start()
             yield
         finally:
             await services.aclose()
@@ -61,9 +70,19 @@ def create_app(
             usage.router,
         ],
     )
-
-    @app.get("/healthz", tags=["operations"], summary="Liveness")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "upstream": services.upstream.description}
-
+    app.include_router(health.router)
     return app
+
+
+async def _wait_for_dependencies(services: GatewayServices) -> None:
+    within = services.settings.startup_timeout_seconds
+    await wait_for(f"the database at {services.db.display_url}", services.db.ping, within=within)
+    if services.redis is not None:
+        await wait_for("Redis", services.redis.ping, within=within)
+
+
+def create_app_from_environment() -> FastAPI:
+    """The app as ``dynaseal gateway --workers N`` starts it in each worker process:
+    settings from the environment, demo data when ``DYNASEAL_DEMO_DATA=1``."""
+    settings = load_settings(GatewaySettings)
+    return create_app(settings, demo=os.environ.get(DEMO_DATA_VARIABLE) == "1")

@@ -1,19 +1,26 @@
-"""The cumulative budget of a dynamic key: reserve before forwarding, settle after.
+"""The cumulative budget of a dynamic key: reserve before forwarding, book after.
 
 A key's ``max_tokens`` is the budget of every request made with it (same tenant and
-event id). Admission reserves the prompt estimate plus the completion cap inside one
-transaction holding the budget row (``SELECT ... FOR UPDATE`` on PostgreSQL, the single
-writer on SQLite), so concurrent requests with one key — across processes sharing the
-database — can never reserve more than the budget. Settlement (in
-:mod:`dynaseal.gateway.settlement`) swaps the reservation for the real usage.
+event id). Two stores apply the same rules (:mod:`.budget_rules`):
+
+* :class:`SqlBudget` — the default. Admission reserves inside one transaction holding
+  the budget row (``SELECT ... FOR UPDATE`` on PostgreSQL, the single writer on SQLite),
+  so concurrent requests with one key, across processes sharing the database, never
+  reserve more than the budget.
+* :class:`~dynaseal.gateway.redis_budget.RedisBudget` — when ``REDIS_URL`` is set: the
+  reservation is one Lua script in Redis, the database stays the durable record.
+
+Settlement calls :meth:`BudgetStore.book` inside its transaction (with the ledger row and
+the callback), then :meth:`BudgetStore.release` once that committed.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,87 +34,65 @@ from dynaseal.storage.gateway_models import KeyBudget
 log = logging.getLogger("dynaseal.gateway")
 
 
-async def _locked_row(session: AsyncSession, db: Database, grant: KeyGrant) -> KeyBudget:
-    query = (
-        select(KeyBudget)
-        .where(KeyBudget.tenant_id == grant.tenant_id, KeyBudget.event_id == grant.event_id)
-        .with_for_update()
-    )
-    row = await session.scalar(query)
-    if row is not None:
-        return row
-    insert = sqlite_insert if db.is_sqlite else pg_insert
-    await session.execute(
-        insert(KeyBudget)
-        .values(
-            tenant_id=grant.tenant_id,
-            event_id=grant.event_id,
-            budget=grant.max_tokens,
-            reserved=0,
-            spent=0,
-            requests=0,
-            expires_at=datetime.fromtimestamp(grant.expires_at, UTC),
-        )
-        .on_conflict_do_nothing()
-    )
-    row = await session.scalar(query)
-    assert row is not None
+class BudgetStore(Protocol):
+    async def reserve(
+        self, grant: KeyGrant, *, prompt_estimate: int, requested_cap: int | None, choices: int
+    ) -> Reservation:
+        """Hold back tokens for one request, or raise the refusal (429 / 401 if revoked)."""
+
+    async def book(
+        self, session: AsyncSession, grant: KeyGrant, reservation: Reservation, used: int
+    ) -> None:
+        """Record the real usage durably, inside the settlement transaction."""
+
+    async def release(self, grant: KeyGrant, reservation: Reservation, used: int) -> None:
+        """After the settlement committed: swap the reservation for the usage."""
+
+    async def revoke_event(self, tenant_id: str, event_id: str, keep_until: datetime) -> None:
+        """Refuse every key carrying this event id from now on."""
+
+
+def _insert(db: Database):  # type: ignore[no-untyped-def]
+    return sqlite_insert if db.is_sqlite else pg_insert
+
+
+def _new_row(grant: KeyGrant, **values: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "tenant_id": grant.tenant_id,
+        "event_id": grant.event_id,
+        "budget": grant.max_tokens,
+        "reserved": 0,
+        "spent": 0,
+        "requests": 0,
+        "expires_at": datetime.fromtimestamp(grant.expires_at, UTC),
+    }
+    row.update(values)
     return row
 
 
-async def reserve(
-    db: Database,
-    grant: KeyGrant,
-    *,
-    prompt_estimate: int,
-    requested_cap: int | None,
-    choices: int = 1,
-) -> Reservation:
-    """Hold back tokens for one request, or refuse with 429 ``insufficient_quota``."""
-    async with db.transaction() as session:
-        row = await _locked_row(session, db, grant)
-        decision = decide(
-            budget=row.budget,
-            spent=row.spent,
-            reserved=row.reserved,
-            requests=row.requests,
-            revoked=row.revoked,
-            max_requests=grant.max_requests,
-            prompt_estimate=prompt_estimate,
-            requested_cap=requested_cap,
-            choices=choices,
-        )
-        if not isinstance(decision, Reservation):
-            refusal, remaining = decision
-            log.info("key %s refused: %s", grant.event_id, refusal.value)
-            raise refusal_error(
-                refusal,
-                remaining=remaining,
-                prompt_estimate=prompt_estimate,
-                requested=prompt_estimate + (requested_cap or 0) * choices,
-            )
-        row.reserved += decision.amount
-        row.requests += 1
-    return decision
+def _where(grant: KeyGrant):  # type: ignore[no-untyped-def]
+    return (KeyBudget.tenant_id == grant.tenant_id, KeyBudget.event_id == grant.event_id)
+
+
+async def durable_row(db: Database, grant: KeyGrant) -> KeyBudget | None:
+    """The key's row as last committed (what Redis is seeded from)."""
+    async with db.sessions() as session:
+        return await session.scalar(select(KeyBudget).where(*_where(grant)))
 
 
 async def ensure_not_revoked(db: Database, grant: KeyGrant) -> None:
     """For requests that reserve nothing (model listing): refuse revoked event ids too."""
-    async with db.sessions() as session:
-        revoked = await session.scalar(
-            select(KeyBudget.revoked).where(
-                KeyBudget.tenant_id == grant.tenant_id, KeyBudget.event_id == grant.event_id
-            )
-        )
-    if revoked:
+    row = await durable_row(db, grant)
+    if row is not None and row.revoked:
         raise invalid_key()
 
 
-async def revoke_event(db: Database, tenant_id: str, event_id: str, keep_until: datetime) -> None:
+async def revoke_in_database(
+    db: Database, tenant_id: str, event_id: str, keep_until: datetime
+) -> None:
     """Mark an event id revoked, whether or not a key carrying it was used yet."""
     async with db.transaction() as session:
-        insert = sqlite_insert if db.is_sqlite else pg_insert
-        statement = insert(KeyBudget).values(
+        statement = _insert(db)(KeyBudget).values(
             tenant_id=tenant_id,
             event_id=event_id,
             budget=0,
@@ -123,3 +108,78 @@ async def revoke_event(db: Database, tenant_id: str, event_id: str, keep_until: 
                 set_={"revoked": True},
             )
         )
+
+
+async def book_settled(db: Database, session: AsyncSession, grant: KeyGrant, used: int) -> None:
+    """Durable booking for stores that reserve elsewhere: count the request and its usage."""
+    statement = _insert(db)(KeyBudget).values(_new_row(grant, spent=used, requests=1))
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[KeyBudget.tenant_id, KeyBudget.event_id],
+            set_={"spent": KeyBudget.spent + used, "requests": KeyBudget.requests + 1},
+        )
+    )
+
+
+class SqlBudget:
+    """Budgets held in the database itself (no Redis configured)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def _locked_row(self, session: AsyncSession, grant: KeyGrant) -> KeyBudget:
+        query = select(KeyBudget).where(*_where(grant)).with_for_update()
+        row = await session.scalar(query)
+        if row is None:
+            insert = _insert(self._db)(KeyBudget).values(_new_row(grant))
+            await session.execute(insert.on_conflict_do_nothing())
+            row = await session.scalar(query)
+        assert row is not None
+        return row
+
+    async def reserve(
+        self, grant: KeyGrant, *, prompt_estimate: int, requested_cap: int | None, choices: int
+    ) -> Reservation:
+        async with self._db.transaction() as session:
+            row = await self._locked_row(session, grant)
+            decision = decide(
+                budget=row.budget,
+                spent=row.spent,
+                reserved=row.reserved,
+                requests=row.requests,
+                revoked=row.revoked,
+                max_requests=grant.max_requests,
+                prompt_estimate=prompt_estimate,
+                requested_cap=requested_cap,
+                choices=choices,
+            )
+            if not isinstance(decision, Reservation):
+                refusal, remaining = decision
+                log.info("key %s refused: %s", grant.event_id, refusal.value)
+                raise refusal_error(
+                    refusal,
+                    remaining=remaining,
+                    prompt_estimate=prompt_estimate,
+                    requested=prompt_estimate + (requested_cap or 0) * choices,
+                )
+            row.reserved += decision.amount
+            row.requests += 1
+        return decision
+
+    async def book(
+        self, session: AsyncSession, grant: KeyGrant, reservation: Reservation, used: int
+    ) -> None:
+        await session.execute(
+            update(KeyBudget)
+            .where(*_where(grant))
+            .values(
+                reserved=KeyBudget.reserved - reservation.amount,
+                spent=KeyBudget.spent + used,
+            )
+        )
+
+    async def release(self, grant: KeyGrant, reservation: Reservation, used: int) -> None:
+        return None  # booked in the settlement transaction already
+
+    async def revoke_event(self, tenant_id: str, event_id: str, keep_until: datetime) -> None:
+        await revoke_in_database(self._db, tenant_id, event_id, keep_until)

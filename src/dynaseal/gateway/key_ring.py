@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -32,6 +32,7 @@ class _CachedKey:
 class TenantKeys:
     keys: tuple[_CachedKey, ...]
     not_before: float | None  # keys minted before this unix time are refused
+    rate_limits: dict[str, int] = field(default_factory=dict)  # the tenant's own limits
 
     def active(self, now: float) -> tuple[VerificationKey, ...]:
         return tuple(c.key for c in self.keys if c.retires_at is None or c.retires_at > now)
@@ -82,7 +83,7 @@ class KeyRing:
                     _CachedKey(VerificationKey(record.kid, record.algorithm, material), retires)
                 )
         cutoff = tenant.keys_not_before.timestamp() if tenant.keys_not_before else None
-        return TenantKeys(tuple(keys), cutoff)
+        return TenantKeys(tuple(keys), cutoff, dict(tenant.rate_limits or {}))
 
     def _material(self, record: TenantKey) -> Any:
         if record.public_key_pem is not None:

@@ -121,5 +121,8 @@ class OfflineUpstream:
             yield sse.frame(orjson.dumps({**base, "choices": [], "usage": usage}))
         yield sse.frame(sse.DONE)
 
+    async def probe(self) -> None:
+        return None  # built in: always there
+
     async def aclose(self) -> None:
         return None

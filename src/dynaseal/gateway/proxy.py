@@ -112,16 +112,28 @@ class _RelayResponse(StreamingResponse):
 async def _relay(
     reply: UpstreamReply, admission: Admission, settle: Settle
 ) -> AsyncIterator[bytes]:
+    """Relay events; the request is settled before the device sees ``[DONE]``, so the next
+    request with the same key already finds the budget booked."""
     transcript = Transcript(wants_usage_chunk=chat_request.wants_usage_chunk(admission.body))
     status: Status = "client_disconnected"  # unless we get to the end
+    settled = False
+
+    async def finish() -> None:
+        nonlocal settled
+        if not settled:
+            settled = True
+            with anyio.CancelScope(shield=True):  # the device may be gone: book regardless
+                await reply.aclose()
+                await settle(admission, transcript, status)
+
     try:
         try:
             async for data in sse.iter_event_data(reply.aiter_raw()):
                 out = transcript.relay_event(data)
-                if out is not None:
-                    yield out
                 if transcript.done:
                     break
+                if out is not None:
+                    yield out
             status = "failed" if transcript.error else "completed"
         except httpx.HTTPError as exc:
             log.warning("upstream stream broke for %s: %s", admission.request_id, exc)
@@ -131,10 +143,7 @@ async def _relay(
                 "The upstream broke off the stream.", "upstream_error", "upstream_unavailable"
             )
             yield sse.frame(orjson.dumps(body))
-        if not transcript.done:
-            yield sse.frame(sse.DONE)
+        await finish()
+        yield sse.frame(sse.DONE)
     finally:
-        # The device may be gone (cancellation): finish the books regardless.
-        with anyio.CancelScope(shield=True):
-            await reply.aclose()
-            await settle(admission, transcript, status)
+        await finish()

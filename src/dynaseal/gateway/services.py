@@ -2,31 +2,53 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+
+from redis.asyncio import Redis
 
 from dynaseal.core.login_throttle import LoginThrottle
 from dynaseal.core.session_tokens import SessionTokens
-from dynaseal.gateway import settlement
-from dynaseal.gateway.admission import Admission
+from dynaseal.gateway import settlement, shared_state
+from dynaseal.gateway.admission import Admission, Gatekeeper
+from dynaseal.gateway.budget import BudgetStore, SqlBudget
 from dynaseal.gateway.callback_url import CallbackPolicy
 from dynaseal.gateway.delivery import DeliveryWorker
 from dynaseal.gateway.key_ring import KeyRing
 from dynaseal.gateway.offline import OfflineUpstream
+from dynaseal.gateway.rate_limits import LocalRateLimiter, RateLimiter, RedisRateLimiter
+from dynaseal.gateway.redis_budget import RedisBudget
 from dynaseal.gateway.secrets_box import SecretsBox
 from dynaseal.gateway.settings import GatewaySettings
 from dynaseal.gateway.transcript import Transcript
 from dynaseal.gateway.upstream import HttpUpstream, Upstream
 from dynaseal.storage import Database
 
+log = logging.getLogger("dynaseal.gateway")
+
 SESSION_AUDIENCE = "dynaseal-gateway-session"
+
+
+def _upstream(settings: GatewaySettings) -> Upstream:
+    if settings.openai_base_url is None:
+        return OfflineUpstream()
+    api_key = settings.openai_api_key
+    return HttpUpstream(
+        str(settings.openai_base_url),
+        api_key.get_secret_value() if api_key else None,
+        timeout=settings.upstream_timeout_seconds,
+        max_connections=settings.upstream_max_connections,
+    )
 
 
 @dataclass(slots=True)
 class GatewayServices:
     settings: GatewaySettings
     db: Database
+    redis: Redis | None
     box: SecretsBox
     key_ring: KeyRing
+    gatekeeper: Gatekeeper
     upstream: Upstream
     delivery: DeliveryWorker
     sessions: SessionTokens
@@ -39,17 +61,14 @@ class GatewayServices:
         db = Database(settings.database_url)
         secret = settings.secret_key.get_secret_value()
         box = SecretsBox(secret)
-        upstream: Upstream
-        if settings.openai_base_url is None:
-            upstream = OfflineUpstream()
+        key_ring = KeyRing(db, box, settings.key_cache_seconds)
+        redis = shared_state.connect(settings.redis_url) if settings.redis_url else None
+        budget: BudgetStore
+        limiter: RateLimiter
+        if redis is None:
+            budget, limiter = SqlBudget(db), LocalRateLimiter()
         else:
-            api_key = settings.openai_api_key
-            upstream = HttpUpstream(
-                str(settings.openai_base_url),
-                api_key.get_secret_value() if api_key else None,
-                timeout=settings.upstream_timeout_seconds,
-                max_connections=settings.upstream_max_connections,
-            )
+            budget, limiter = RedisBudget(redis, db), RedisRateLimiter(redis)
         policy = CallbackPolicy(
             allow_loopback=allow_loopback or settings.allow_loopback_callbacks,
             allow_private=settings.allow_private_callbacks,
@@ -57,9 +76,11 @@ class GatewayServices:
         return cls(
             settings=settings,
             db=db,
+            redis=redis,
             box=box,
-            key_ring=KeyRing(db, box, settings.key_cache_seconds),
-            upstream=upstream,
+            key_ring=key_ring,
+            gatekeeper=Gatekeeper(settings, key_ring, budget, limiter),
+            upstream=_upstream(settings),
             delivery=DeliveryWorker(
                 db,
                 box,
@@ -83,12 +104,21 @@ class GatewayServices:
         )
 
     async def settle(self, admission: Admission, transcript: Transcript, status: str) -> None:
-        """Book a finished request and wake the callback sender."""
-        queued = await settlement.settle(self.db, admission, transcript, status)  # type: ignore[arg-type]
-        if queued:
+        """Book a finished request, free its reservation, wake the callback sender."""
+        budget = self.gatekeeper.budget
+        booked = await settlement.settle(self.db, budget, admission, transcript, status)  # type: ignore[arg-type]
+        await budget.release(admission.grant, admission.reservation, booked.used)
+        if admission.rate_scopes:
+            try:
+                await self.gatekeeper.limiter.add_tokens(admission.rate_scopes, booked.used)
+            except Exception as exc:  # the ledger has the usage; only the limit is lenient
+                log.warning("could not count %d tokens against rate limits: %s", booked.used, exc)
+        if booked.delivery_id:
             self.delivery.notify()
 
     async def aclose(self) -> None:
         await self.delivery.stop()
         await self.upstream.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.db.dispose()

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from pydantic import AnyHttpUrl, Field, NonNegativeFloat, PositiveFloat, PositiveInt, SecretStr
+from collections.abc import Mapping
+
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+)
 
 from dynaseal.core.settings import ServiceSettings
 from dynaseal.gateway.delivery import DEFAULT_RETRY_SCHEDULE
+from dynaseal.gateway.rate_limits import LIMIT_NAMES
 from dynaseal.keys import DEFAULT_AUDIENCE
 
 
@@ -39,5 +50,24 @@ class GatewaySettings(ServiceSettings):
     login_failure_window_seconds: PositiveFloat = 300.0
     #: After a webhook secret is rotated, callbacks carry both signatures for this long.
     webhook_secret_overlap_seconds: NonNegativeFloat = 24 * 3600.0
+    #: Redis for the state replicas share (budgets, use counts, rate limits); unset: none.
+    redis_url: str | None = None
+    #: Default rate limits per minute (0: unlimited); a tenant may set its own.
+    rate_limit_key_rpm: NonNegativeInt = 0
+    rate_limit_key_tpm: NonNegativeInt = 0
+    rate_limit_sub_rpm: NonNegativeInt = 0
+    rate_limit_sub_tpm: NonNegativeInt = 0
+    rate_limit_tenant_rpm: NonNegativeInt = 0
+    rate_limit_tenant_tpm: NonNegativeInt = 0
+    #: How long start-up waits for the database and Redis before giving up.
+    startup_timeout_seconds: PositiveFloat = 60.0
+    #: On SIGTERM, how long in-flight requests (streams) may take to finish.
+    shutdown_timeout_seconds: PositiveFloat = 30.0
     #: Largest chat request body accepted.
     max_request_bytes: PositiveInt = 4 * 1024 * 1024
+
+    def rate_limits(self, tenant_limits: Mapping[str, int]) -> dict[str, int]:
+        """The gateway's defaults with the tenant's own limits on top."""
+        limits = {name: getattr(self, f"rate_limit_{name}") for name in LIMIT_NAMES}
+        limits.update({k: v for k, v in tenant_limits.items() if k in LIMIT_NAMES})
+        return limits

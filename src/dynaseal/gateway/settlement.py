@@ -14,10 +14,11 @@ from sqlalchemy import select, update
 
 from dynaseal.gateway import outbox
 from dynaseal.gateway.admission import Admission
+from dynaseal.gateway.budget import BudgetStore
 from dynaseal.gateway.token_estimate import estimate_text_tokens
 from dynaseal.gateway.transcript import Transcript
 from dynaseal.storage import Database
-from dynaseal.storage.gateway_models import KeyBudget, Tenant, UsageRecord
+from dynaseal.storage.gateway_models import Tenant, UsageRecord
 
 log = logging.getLogger("dynaseal.gateway")
 
@@ -123,10 +124,20 @@ def callback_payload(
     return payload
 
 
+@dataclass(frozen=True, slots=True)
+class Booked:
+    used: int  # total tokens booked
+    delivery_id: str | None  # the callback queued, if the tenant has a URL
+
+
 async def settle(
-    db: Database, admission: Admission, transcript: Transcript, status: Status
-) -> str | None:
-    """Book the request; returns the id of the callback queued, if the tenant has a URL."""
+    db: Database,
+    budget: BudgetStore,
+    admission: Admission,
+    transcript: Transcript,
+    status: Status,
+) -> Booked:
+    """Book the request: budget, tenant total, ledger row and callback in one transaction."""
     timing = Timing(admission.started_at, time.time(), transcript.first_token_at)
     usage = measure(admission, transcript, status)
     grant = admission.grant
@@ -139,14 +150,7 @@ async def settle(
         )
     delivery_id = None
     async with db.transaction() as session:
-        await session.execute(
-            update(KeyBudget)
-            .where(KeyBudget.tenant_id == grant.tenant_id, KeyBudget.event_id == grant.event_id)
-            .values(
-                reserved=KeyBudget.reserved - admission.reservation.amount,
-                spent=KeyBudget.spent + usage.total_tokens,
-            )
-        )
+        await budget.book(session, grant, admission.reservation, usage.total_tokens)
         await session.execute(
             update(Tenant)
             .where(Tenant.id == grant.tenant_id)
@@ -194,4 +198,4 @@ async def settle(
                 disabled=tenant.callback_disabled_at is not None,
             )
             delivery_id = queued.id
-    return delivery_id
+    return Booked(usage.total_tokens, delivery_id)

@@ -28,6 +28,9 @@ class Upstream(Protocol):
 
     async def send(self, body: dict[str, Any]) -> UpstreamReply: ...
 
+    async def probe(self) -> None:
+        """Raise unless the upstream can be reached (any HTTP answer will do)."""
+
     async def aclose(self) -> None: ...
 
 
@@ -58,6 +61,9 @@ class HttpUpstream:
             return await self._client.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise UpstreamError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def probe(self) -> None:
+        await self._client.get("models", timeout=2.0)
 
     async def aclose(self) -> None:
         await self._client.aclose()

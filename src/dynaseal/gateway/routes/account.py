@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, NonNegativeInt
 
 from dynaseal.core.errors import unauthorized
 from dynaseal.core.session_tokens import InvalidSessionToken
@@ -15,6 +15,8 @@ from dynaseal.gateway.deps import CurrentTenant, Services, allowed_callback_url
 from dynaseal.storage.gateway_models import Tenant
 
 router = APIRouter(tags=["tenant account"])
+
+RateLimitName = Literal["key_rpm", "key_tpm", "sub_rpm", "sub_tpm", "tenant_rpm", "tenant_tpm"]
 
 
 class TokenPair(BaseModel):
@@ -35,6 +37,7 @@ class TenantOut(BaseModel):
     callback_url: str | None
     callback_include_content: bool
     callback_include_prompt: bool
+    rate_limits: dict[str, int] | None
     total_tokens: int
     created_at: datetime
 
@@ -48,6 +51,9 @@ class TenantUpdate(BaseModel):
     #: Whether callbacks carry the generated text / the request's messages.
     callback_include_content: bool | None = None
     callback_include_prompt: bool | None = None
+    #: Per-minute limits over the gateway's defaults: key_rpm, key_tpm, sub_rpm, sub_tpm,
+    #: tenant_rpm, tenant_tpm (0 = unlimited).
+    rate_limits: dict[RateLimitName, NonNegativeInt] | None = None
 
 
 @router.post("/user/login", response_model=TokenPair, summary="Log in as a tenant")
@@ -97,4 +103,6 @@ async def update_me(tenant: CurrentTenant, services: Services, body: TenantUpdat
             row.callback_include_content = body.callback_include_content
         if body.callback_include_prompt is not None:
             row.callback_include_prompt = body.callback_include_prompt
+        if body.rate_limits is not None:
+            row.rate_limits = {**(row.rate_limits or {}), **body.rate_limits}
     return TenantOut.of(row)

@@ -10,7 +10,6 @@ from starlette.responses import Response
 
 from dynaseal.core.errors import APIError
 from dynaseal.gateway import budget, proxy
-from dynaseal.gateway.admission import admit, verify_dynamic_key
 from dynaseal.gateway.deps import Services
 
 router = APIRouter(tags=["OpenAI-compatible"])
@@ -34,15 +33,11 @@ async def chat_completions(
 ) -> Response:
     """Verify the key, reserve its budget, proxy upstream, settle and report usage."""
     raw = await _read_body(request, services.settings.max_request_bytes)
-    admission = await admit(
-        authorization,
-        raw,
-        key_ring=services.key_ring,
-        db=services.db,
-        settings=services.settings,
-    )
+    admission = await services.gatekeeper.admit(authorization, raw)
     relay = proxy.stream if admission.stream else proxy.complete
-    return await relay(services.upstream, admission, services.settle)
+    response = await relay(services.upstream, admission, services.settle)
+    response.headers.update(admission.response_headers())
+    return response
 
 
 def _model(name: str) -> dict[str, Any]:
@@ -51,7 +46,7 @@ def _model(name: str) -> dict[str, Any]:
 
 @router.get("/models", summary="The models this dynamic key may call")
 async def list_models(services: Services, authorization: Authorization = None) -> dict[str, Any]:
-    grant = await verify_dynamic_key(authorization, services.key_ring, services.settings)
+    grant, _ = await services.gatekeeper.verify(authorization)
     await budget.ensure_not_revoked(services.db, grant)
     return {"object": "list", "data": [_model(m) for m in grant.models]}
 
@@ -60,7 +55,7 @@ async def list_models(services: Services, authorization: Authorization = None) -
 async def get_model(
     model_id: str, services: Services, authorization: Authorization = None
 ) -> dict[str, Any]:
-    grant = await verify_dynamic_key(authorization, services.key_ring, services.settings)
+    grant, _ = await services.gatekeeper.verify(authorization)
     await budget.ensure_not_revoked(services.db, grant)
     if not grant.allows_model(model_id):
         raise APIError(404, f"The model {model_id!r} does not exist.", code="model_not_found")

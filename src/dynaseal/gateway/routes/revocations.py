@@ -10,7 +10,6 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field, model_validator
 
 from dynaseal.core.errors import bad_request
-from dynaseal.gateway import budget
 from dynaseal.gateway.deps import CurrentTenant, Services
 from dynaseal.storage.gateway_models import Tenant
 from dynaseal.storage.types import utcnow
@@ -44,7 +43,7 @@ async def revoke(
     settings = services.settings
     if body.event_id is not None:
         keep_until = utcnow() + timedelta(seconds=settings.key_max_lifetime_seconds)
-        await budget.revoke_event(services.db, tenant.id, body.event_id, keep_until)
+        await services.gatekeeper.budget.revoke_event(tenant.id, body.event_id, keep_until)
         return RevocationOut(event_id=body.event_id)
     cutoff = body.minted_before or utcnow()
     if cutoff.tzinfo is None:

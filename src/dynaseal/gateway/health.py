@@ -1,0 +1,46 @@
+"""Liveness and readiness for load balancers and orchestrators.
+
+``/healthz`` says the process is up. ``/readyz`` says whether it can serve: the database
+answers, Redis answers (when configured) and the upstream accepts connections. A load
+balancer takes a replica out of rotation while it is not ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse
+
+router = APIRouter(tags=["operations"])
+
+_CHECK_TIMEOUT_SECONDS = 2.0
+
+
+async def _check(probe: Any) -> str:
+    try:
+        await asyncio.wait_for(probe, _CHECK_TIMEOUT_SECONDS)
+    except Exception as exc:
+        return f"error: {type(exc).__name__}: {exc}"[:300]
+    return "ok"
+
+
+@router.get("/healthz", summary="Liveness")
+async def healthz(request: Request) -> dict[str, str]:
+    services = request.app.state.services
+    return {"status": "ok", "upstream": services.upstream.description}
+
+
+@router.get("/readyz", summary="Readiness: database, Redis and upstream reachable")
+async def readyz(request: Request) -> JSONResponse:
+    services = request.app.state.services
+    checks = {"database": await _check(services.db.ping())}
+    if services.redis is not None:
+        checks["redis"] = await _check(services.redis.ping())
+    checks["upstream"] = await _check(services.upstream.probe())
+    ready = all(value == "ok" for value in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not_ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )

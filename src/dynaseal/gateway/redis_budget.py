@@ -1,0 +1,153 @@
+"""Key budgets in Redis: the hot path of many gateway replicas, one Lua script per step.
+
+Each dynamic key (tenant + event id) is a Redis hash ``{budget, spent, reserved,
+requests, revoked}``. Reservation and release are single Lua scripts (mirroring
+:func:`dynaseal.gateway.budget_rules.decide`), so they are atomic across every replica.
+The database stays the durable record: a key Redis does not know (first use, or Redis
+restarted empty) is seeded from its database row, so a Redis restart loses at most the
+reservations in flight, never what was spent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dynaseal.gateway import budget
+from dynaseal.gateway.budget_rules import Refusal, Reservation, refusal_error
+from dynaseal.gateway.shared_state import fail_closed, shared_state_unavailable
+from dynaseal.keys import KeyGrant
+from dynaseal.storage import Database
+
+log = logging.getLogger("dynaseal.gateway")
+
+#: How long a key's hash outlives the key itself (clock skew, late settlements).
+_EXPIRY_MARGIN_SECONDS = 3600
+_UNKNOWN = -100
+
+_RESERVE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-100, 0} end
+local h = redis.call('HMGET', KEYS[1], 'budget', 'spent', 'reserved', 'requests', 'revoked')
+local budget, spent = tonumber(h[1]), tonumber(h[2])
+local reserved, requests = tonumber(h[3]), tonumber(h[4])
+if h[5] == '1' then return {-1, 0} end
+local max_requests = tonumber(ARGV[1])
+if max_requests > 0 and requests >= max_requests then return {-2, 0} end
+local prompt, cap, choices = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local remaining = budget - spent - reserved
+local per_choice = math.floor((remaining - prompt) / choices)
+if cap < 0 then
+  cap = per_choice
+  if cap < 1 then return {-3, remaining} end
+elseif cap > per_choice then
+  return {-4, remaining}
+end
+local amount = prompt + cap * choices
+redis.call('HINCRBY', KEYS[1], 'reserved', amount)
+redis.call('HINCRBY', KEYS[1], 'requests', 1)
+return {cap, amount}
+"""
+
+_SEED = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'budget', ARGV[1], 'spent', ARGV[2], 'reserved', 0,
+           'requests', ARGV[3], 'revoked', ARGV[4])
+redis.call('EXPIREAT', KEYS[1], ARGV[5])
+return 1
+"""
+
+_RELEASE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'reserved', -tonumber(ARGV[1]))
+redis.call('HINCRBY', KEYS[1], 'spent', tonumber(ARGV[2]))
+return 1
+"""
+
+_REVOKE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'revoked', 1) end
+return 0
+"""
+
+_REFUSALS = {
+    -1: Refusal.REVOKED,
+    -2: Refusal.NO_REQUESTS_LEFT,
+    -3: Refusal.SPENT,
+    -4: Refusal.CAP_TOO_HIGH,
+}
+
+
+def budget_key(tenant_id: str, event_id: str) -> str:
+    return f"dynaseal:budget:{tenant_id}:{event_id}"
+
+
+class RedisBudget:
+    def __init__(self, redis: Redis, db: Database) -> None:
+        self._redis = redis
+        self._db = db
+        self._reserve = redis.register_script(_RESERVE)
+        self._seed = redis.register_script(_SEED)
+        self._release = redis.register_script(_RELEASE)
+        self._revoke = redis.register_script(_REVOKE)
+
+    async def reserve(
+        self, grant: KeyGrant, *, prompt_estimate: int, requested_cap: int | None, choices: int
+    ) -> Reservation:
+        args = [
+            grant.max_requests or 0,
+            prompt_estimate,
+            -1 if requested_cap is None else requested_cap,
+            choices,
+        ]
+        with fail_closed():
+            code, value = await self._reserve(
+                keys=[budget_key(grant.tenant_id, grant.event_id)], args=args
+            )
+            if code == _UNKNOWN:
+                await self._seed_from_database(grant)
+                code, value = await self._reserve(
+                    keys=[budget_key(grant.tenant_id, grant.event_id)], args=args
+                )
+        if code == _UNKNOWN:
+            raise shared_state_unavailable()
+        if code < 0:
+            refusal = _REFUSALS[code]
+            log.info("key %s refused: %s", grant.event_id, refusal.value)
+            raise refusal_error(
+                refusal,
+                remaining=value,
+                prompt_estimate=prompt_estimate,
+                requested=prompt_estimate + (requested_cap or 0) * choices,
+            )
+        return Reservation(amount=value, completion_cap=code, prompt_estimate=prompt_estimate)
+
+    async def _seed_from_database(self, grant: KeyGrant) -> None:
+        row = await budget.durable_row(self._db, grant)
+        spent, requests, revoked = (row.spent, row.requests, row.revoked) if row else (0, 0, False)
+        budget_tokens = row.budget if row is not None and not row.revoked else grant.max_tokens
+        expires = int(max(grant.expires_at, time.time())) + _EXPIRY_MARGIN_SECONDS
+        await self._seed(
+            keys=[budget_key(grant.tenant_id, grant.event_id)],
+            args=[budget_tokens, spent, requests, int(revoked), expires],
+        )
+
+    async def book(
+        self, session: AsyncSession, grant: KeyGrant, reservation: Reservation, used: int
+    ) -> None:
+        await budget.book_settled(self._db, session, grant, used)
+
+    async def release(self, grant: KeyGrant, reservation: Reservation, used: int) -> None:
+        try:
+            await self._release(
+                keys=[budget_key(grant.tenant_id, grant.event_id)], args=[reservation.amount, used]
+            )
+        except Exception as exc:  # the database has the usage; Redis reseeds from it
+            log.error("could not release the reservation of %s in Redis: %s", grant.event_id, exc)
+
+    async def revoke_event(self, tenant_id: str, event_id: str, keep_until: datetime) -> None:
+        await budget.revoke_in_database(self._db, tenant_id, event_id, keep_until)
+        with fail_closed():
+            await self._revoke(keys=[budget_key(tenant_id, event_id)], args=[])
