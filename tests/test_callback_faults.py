@@ -4,14 +4,11 @@ callbacks received and duplicates processed."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -39,20 +36,11 @@ from dynaseal.storage.schema import upgrade
 from dynaseal.storage.types import utcnow
 from support.callbacks import CallbackSink
 from support.databases import NewDatabase
+from support.gateway_process import GatewayProcesses, wait_until
 from support.servers import free_port, serve
 from support.upstream import FakeUpstream
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
-GATEWAY_PROCESS = Path(__file__).parent / "support" / "gateway_process.py"
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.05)
-    return result
 
 
 def bearer_login(url: str, username: str, password: str) -> dict[str, str]:
@@ -136,37 +124,17 @@ def test_callbacks_reach_a_backend_that_was_down_each_counted_once(
 def run_gateway(
     database_url: NewDatabase, upstream: FakeUpstream
 ) -> Iterator[Callable[[int, str], Any]]:
-    env = os.environ | {
-        "DATABASE_URL": database_url("gateway"),
-        "OPENAI_BASE_URL": f"{upstream.url}/v1",  # type: ignore[attr-defined]
-        "SECRET_KEY": "fault-test-secret",
-        "CALLBACK_RETRY_SCHEDULE_SECONDS": "[" + ", ".join(["0.5"] * 40) + "]",
-        "CALLBACK_TIMEOUT_SECONDS": "1",
-        "PYTHONPATH": str(Path(__file__).parent),
-    }
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(port: int, callback_url: str) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
-            [sys.executable, str(GATEWAY_PROCESS), str(port), callback_url], env=env
-        )
-        started.append(process)
-
-        def healthy() -> bool:
-            assert process.poll() is None, "the gateway process died"
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(healthy)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    processes = GatewayProcesses(
+        {
+            "DATABASE_URL": database_url("gateway"),
+            "OPENAI_BASE_URL": f"{upstream.url}/v1",  # type: ignore[attr-defined]
+            "SECRET_KEY": "fault-test-secret",
+            "CALLBACK_RETRY_SCHEDULE_SECONDS": "[" + ", ".join(["0.5"] * 40) + "]",
+            "CALLBACK_TIMEOUT_SECONDS": "1",
+        }
+    )
+    yield processes.start
+    processes.close()
 
 
 def test_deliveries_pending_when_the_gateway_is_killed_are_sent_after_restart(

@@ -32,7 +32,7 @@ class GatewaySettings(ServiceSettings):
     #: Longest lifetime (``exp - iat``) accepted for keys in our own format.
     key_max_lifetime_seconds: PositiveInt = 7 * 24 * 3600
     #: How long a tenant's key records are cached; bounds how late a revocation bites.
-    key_cache_seconds: float = 1.0
+    key_cache_seconds: PositiveFloat = 0.5
     upstream_timeout_seconds: PositiveFloat = 300.0
     upstream_max_connections: PositiveInt = 256
     callback_timeout_seconds: PositiveFloat = 10.0
