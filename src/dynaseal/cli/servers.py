@@ -104,8 +104,11 @@ def run_foreground(
     with sock:
         if workers > 1:
             Multiprocess(config, sockets=[sock]).run()
-        else:
-            uvicorn.Server(config).run(sockets=[sock])
+            return
+        server = uvicorn.Server(config)
+        server.run(sockets=[sock])
+        if not server.started:
+            raise ServerFailed("the server stopped during start-up (see the log above)")
 
 
 class BackgroundServer:

@@ -46,7 +46,10 @@ def serve(name: str, app: Any, host: str, port: int, log_level: str, **options: 
         fail(f"cannot start the {name}: {exc}")
     host_shown, bound_port = sock.getsockname()[:2]
     err_console.print(f"starting the {name} on http://{host_shown}:{bound_port} (Ctrl-C to stop)")
-    run_foreground(app, sock, log_level, **options)
+    try:
+        run_foreground(app, sock, log_level, **options)
+    except ServerFailed as exc:
+        fail(f"the {name} did not start: {exc}")
 
 
 def warn_demo_data(what: str) -> None:
@@ -99,6 +102,9 @@ def gateway(
         )
         if settings.redis_url:
             os.environ["REDIS_URL"] = settings.redis_url
+        elif settings.budget_store != "database":
+            # Budgets in one process's memory would not be shared by the workers.
+            os.environ["BUDGET_STORE"] = "database"
         app = f"{create_app_from_environment.__module__}:{create_app_from_environment.__name__}"
     serve(
         "gateway",

@@ -21,6 +21,8 @@ from dynaseal.keys import InvalidKey, KeyGrant, peek_key, verify_key
 
 log = logging.getLogger("dynaseal.gateway")
 
+_MAX_VERIFIED = 100_000
+
 
 def bearer_token(authorization: str | None) -> str:
     if not authorization:
@@ -70,13 +72,37 @@ class Gatekeeper:
         self._key_ring = key_ring
         self.budget = budget
         self.limiter = limiter
+        # token -> (the tenant keys it was verified against, its grant). A device reuses
+        # its key for many requests; re-checking the signature each time is wasted work.
+        self._verified: dict[str, tuple[TenantKeys, KeyGrant]] = {}
+
+    async def _still_valid(self, token: str) -> tuple[KeyGrant, TenantKeys] | None:
+        """The cached grant, if nothing it was verified against has changed since."""
+        cached = self._verified.get(token)
+        if cached is None:
+            return None
+        verified_against, grant = cached
+        current = await self._key_ring.keys_of(grant.tenant_id)
+        now = time.time()
+        if (
+            current is verified_against  # no key created, revoked or cut off since
+            and grant.expires_at > now - self._settings.key_leeway_seconds
+            and any(key.kid == grant.kid for key in current.active(now))  # not retired
+        ):
+            return grant, current
+        del self._verified[token]
+        return None
 
     async def verify(self, authorization: str | None) -> tuple[KeyGrant, TenantKeys]:
         """What the key grants (and its tenant's keys), or the one generic 401; the log
         says why."""
         settings = self._settings
+        token = bearer_token(authorization)
+        cached = await self._still_valid(token)
+        if cached is not None:
+            return cached
         try:
-            unverified = peek_key(bearer_token(authorization))
+            unverified = peek_key(token)
             tenant_keys = await self._key_ring.keys_of(unverified.tenant_id)
             now = time.time()
             grant = verify_key(
@@ -91,10 +117,13 @@ class Gatekeeper:
             if cutoff is not None and (grant.issued_at is None or grant.issued_at < cutoff):
                 # Original-format keys carry no iat: a cutoff refuses all of them.
                 raise InvalidKey("minted before the tenant revoked its earlier keys")
-            return grant, tenant_keys
         except InvalidKey as exc:
             log.info("dynamic key refused: %s", exc.reason)
             raise invalid_key() from None
+        if len(self._verified) >= _MAX_VERIFIED:
+            self._verified.clear()
+        self._verified[token] = (tenant_keys, grant)
+        return grant, tenant_keys
 
     async def admit(self, authorization: str | None, raw_body: bytes) -> Admission:
         grant, tenant_keys = await self.verify(authorization)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -45,7 +46,10 @@ def create_app(
                 await demo_data.load_demo_tenant(
                     services.db, services.box, demo_data_callback_url or demo_data.DEMO_CALLBACK_URL
                 )
-            services.delivery.start()
+            services.start()
+            # Start-up objects live as long as the process: keep the collector off them.
+            gc.collect()
+            gc.freeze()
             yield
         finally:
             await services.aclose()

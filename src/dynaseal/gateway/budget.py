@@ -17,6 +17,7 @@ the callback), then :meth:`BudgetStore.release` once that committed.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -40,13 +41,18 @@ class BudgetStore(Protocol):
     ) -> Reservation:
         """Hold back tokens for one request, or raise the refusal (429 / 401 if revoked)."""
 
+    #: True when :meth:`book` also frees the reservation: settlement must then be
+    #: committed before the next request with the key is judged.
+    books_reservations: bool
+
     async def book(
-        self, session: AsyncSession, grant: KeyGrant, reservation: Reservation, used: int
+        self, session: AsyncSession, grant: KeyGrant, *, reserved: int, used: int, requests: int
     ) -> None:
-        """Record the real usage durably, inside the settlement transaction."""
+        """Record the usage of ``requests`` finished requests durably, inside the
+        settlement transaction."""
 
     async def release(self, grant: KeyGrant, reservation: Reservation, used: int) -> None:
-        """After the settlement committed: swap the reservation for the usage."""
+        """When a request ends: swap its reservation for its usage in the hot state."""
 
     async def revoke_event(self, tenant_id: str, event_id: str, keep_until: datetime) -> None:
         """Refuse every key carrying this event id from now on."""
@@ -75,9 +81,28 @@ def _where(grant: KeyGrant):  # type: ignore[no-untyped-def]
 
 
 async def durable_row(db: Database, grant: KeyGrant) -> KeyBudget | None:
-    """The key's row as last committed (what Redis is seeded from)."""
-    async with db.sessions() as session:
+    """The key's row as last committed (what hot state is seeded from)."""
+    async with db.reads() as session:
         return await session.scalar(select(KeyBudget).where(*_where(grant)))
+
+
+@dataclass(frozen=True, slots=True)
+class DurableState:
+    """What the database says about a key: where hot state starts from."""
+
+    budget: int
+    spent: int
+    requests: int
+    revoked: bool
+
+
+async def durable_state(db: Database, grant: KeyGrant) -> DurableState:
+    row = await durable_row(db, grant)
+    if row is None:
+        return DurableState(grant.max_tokens, 0, 0, False)
+    # A row made by revoking an unused event id has no budget of its own.
+    budget = grant.max_tokens if row.revoked else row.budget
+    return DurableState(budget, row.spent, row.requests, row.revoked)
 
 
 async def ensure_not_revoked(db: Database, grant: KeyGrant) -> None:
@@ -110,19 +135,23 @@ async def revoke_in_database(
         )
 
 
-async def book_settled(db: Database, session: AsyncSession, grant: KeyGrant, used: int) -> None:
-    """Durable booking for stores that reserve elsewhere: count the request and its usage."""
-    statement = _insert(db)(KeyBudget).values(_new_row(grant, spent=used, requests=1))
+async def book_settled(
+    db: Database, session: AsyncSession, grant: KeyGrant, *, used: int, requests: int
+) -> None:
+    """Durable booking for stores that reserve elsewhere: count the requests and usage."""
+    statement = _insert(db)(KeyBudget).values(_new_row(grant, spent=used, requests=requests))
     await session.execute(
         statement.on_conflict_do_update(
             index_elements=[KeyBudget.tenant_id, KeyBudget.event_id],
-            set_={"spent": KeyBudget.spent + used, "requests": KeyBudget.requests + 1},
+            set_={"spent": KeyBudget.spent + used, "requests": KeyBudget.requests + requests},
         )
     )
 
 
 class SqlBudget:
     """Budgets held in the database itself (no Redis configured)."""
+
+    books_reservations = True
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -167,15 +196,13 @@ class SqlBudget:
         return decision
 
     async def book(
-        self, session: AsyncSession, grant: KeyGrant, reservation: Reservation, used: int
+        self, session: AsyncSession, grant: KeyGrant, *, reserved: int, used: int, requests: int
     ) -> None:
+        # ``requests`` were counted when reserved.
         await session.execute(
             update(KeyBudget)
             .where(*_where(grant))
-            .values(
-                reserved=KeyBudget.reserved - reservation.amount,
-                spent=KeyBudget.spent + used,
-            )
+            .values(reserved=KeyBudget.reserved - reserved, spent=KeyBudget.spent + used)
         )
 
     async def release(self, grant: KeyGrant, reservation: Reservation, used: int) -> None:

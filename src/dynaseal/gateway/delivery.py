@@ -22,8 +22,8 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import httpx
-from sqlalchemy import or_, select, update
+import aiohttp
+from sqlalchemy import insert, or_, select, update
 
 from dynaseal.gateway import outbox, webhook_secrets
 from dynaseal.gateway.callback_url import CallbackPolicy, CallbackURLRefused, check_callback_url
@@ -84,6 +84,7 @@ class DeliveryWorker:
         timeout: float,
         retry_schedule: Sequence[float] = DEFAULT_RETRY_SCHEDULE,
         poll_seconds: float = 1.0,
+        gather_seconds: float = 0.0,
     ) -> None:
         self._db = db
         self._box = box
@@ -96,9 +97,16 @@ class DeliveryWorker:
         # A receiver's Retry-After may stretch a wait, but not past the longest planned one.
         self._max_delay = max(self._schedule, default=0.0)
         self._poll_seconds = poll_seconds
+        # Let callbacks gather briefly after a wake-up: one round sends many.
+        self._gather_seconds = gather_seconds
         self._wake = asyncio.Event()
-        self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self._session: aiohttp.ClientSession | None = None  # made in the running loop
         self._task: asyncio.Task[None] | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="dynaseal-callback-delivery")
@@ -108,11 +116,18 @@ class DeliveryWorker:
         self._wake.set()
 
     async def stop(self) -> None:
+        """Stop the loop, then try once more what is due (the callbacks of the last
+        requests) for as long as one attempt may take; what is left waits in the outbox."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._client.aclose()
+            try:
+                await asyncio.wait_for(self.deliver_due(), self._timeout + 1)
+            except Exception as exc:
+                log.warning("last callback round before stopping failed: %s", exc)
+        if self._session is not None:
+            await self._session.close()
 
     async def _run(self) -> None:
         while True:
@@ -125,12 +140,16 @@ class DeliveryWorker:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+                await asyncio.sleep(self._gather_seconds)
             self._wake.clear()
 
     async def deliver_due(self) -> int:
-        """Claim and send every due row once; returns how many were attempted."""
+        """Claim and send every due row once, then record every outcome in one
+        transaction; returns how many were attempted."""
         claimed = await self._claim_due()
-        await asyncio.gather(*(self._deliver(row) for row in claimed))
+        if claimed:
+            outcomes = await asyncio.gather(*(self._attempt(row) for row in claimed))
+            await self._record(claimed, outcomes)
         return len(claimed)
 
     async def _claim_due(self) -> list[_Claimed]:
@@ -191,35 +210,39 @@ class DeliveryWorker:
             # bytes cannot hold the row. Its answer body is never read.
             async with (
                 asyncio.timeout(self._timeout),
-                self._client.stream("POST", row.url, content=row.payload, headers=headers) as r,
+                self._client().post(
+                    row.url, data=row.payload, headers=headers, allow_redirects=False
+                ) as r,
             ):
-                status_code = r.status_code
+                status_code = r.status
                 retry_after = retry_after_seconds(r.headers.get("retry-after"), datetime.now(UTC))
             error = None if 200 <= status_code < 300 else f"HTTP {status_code}"
         except TimeoutError:
             error = f"no answer within {self._timeout:g} s"
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             error = f"{type(exc).__name__}: {exc}"
         duration_ms = round((time.monotonic() - started) * 1000)
         return _Result(status_code, retry_after, error, duration_ms)
 
     def _next_state(self, row: _Claimed, result: _Result, attempt: int) -> dict[str, Any]:
         """The row's new columns after ``attempt`` ended with ``result``."""
+        now = datetime.now(UTC)
+        done = {"delivered_at": None, "next_attempt_at": now, "last_error": result.error}
         if result.error is None:
-            log.info("callback %s delivered to %s", row.id, row.url)
-            return {"status": "delivered", "delivered_at": datetime.now(UTC), "last_error": None}
+            log.debug("callback %s delivered to %s", row.id, row.url)
+            return {**done, "status": "delivered", "delivered_at": now}
         if result.status_code == 410:
             log.warning(
                 "callback endpoint %s answered 410: disabled until its URL is set again", row.url
             )
-            return {"status": "disabled", "last_error": "HTTP 410: endpoint disabled"}
+            return {**done, "status": "disabled", "last_error": "HTTP 410: endpoint disabled"}
         if result.status_code is None and result.error.startswith(_REFUSED_URL):
-            return {"status": "failed", "last_error": result.error}
+            return {**done, "status": "failed"}
         if attempt > len(self._schedule):
             log.error(
                 "callback %s failed for good after %d attempts: %s", row.id, attempt, result.error
             )
-            return {"status": "failed", "last_error": result.error}
+            return {**done, "status": "failed"}
         delay = self._schedule[attempt - 1] * random.uniform(0.8, 1.2)
         if result.retry_after is not None:
             delay = max(delay, min(result.retry_after, self._max_delay))
@@ -230,38 +253,39 @@ class DeliveryWorker:
             result.error,
             delay,
         )
-        return {
-            "next_attempt_at": datetime.now(UTC) + timedelta(seconds=delay),
-            "last_error": result.error,
-        }
+        return {**done, "status": "pending", "next_attempt_at": now + timedelta(seconds=delay)}
 
-    async def _deliver(self, row: _Claimed) -> None:
+    async def _attempt(self, row: _Claimed) -> tuple[datetime, _Result]:
         attempted_at = datetime.now(UTC)
-        result = await self._post(row)
-        attempt = row.attempts + 1
-        values = self._next_state(row, result, attempt)
-        retry_at = values.get("next_attempt_at")
-        async with self._db.transaction() as session:
-            session.add(
-                CallbackAttempt(
-                    delivery_id=row.id,
-                    attempt=attempt,
-                    attempted_at=attempted_at,
-                    url=row.url,
-                    status_code=result.status_code,
-                    error=result.error,
-                    duration_ms=result.duration_ms,
-                )
+        return attempted_at, await self._post(row)
+
+    async def _record(self, rows: list[_Claimed], outcomes: list[tuple[datetime, _Result]]) -> None:
+        attempts, updates, gone = [], [], set()
+        for row, (attempted_at, result) in zip(rows, outcomes, strict=True):
+            attempt = row.attempts + 1
+            attempts.append(
+                {
+                    "delivery_id": row.id,
+                    "attempt": attempt,
+                    "attempted_at": attempted_at,
+                    "url": row.url,
+                    "status_code": result.status_code,
+                    "error": result.error,
+                    "duration_ms": result.duration_ms,
+                }
             )
-            await session.execute(
-                update(CallbackDelivery)
-                .where(CallbackDelivery.id == row.id)
-                .values(attempts=attempt, claimed_until=None, **values)
-            )
+            state = self._next_state(row, result, attempt)
+            updates.append({"id": row.id, "attempts": attempt, "claimed_until": None, **state})
             if result.status_code == 410:
-                await outbox.disable_endpoint(session, row.tenant_id)
-        if retry_at is not None:
-            self._wake_at(retry_at)
+                gone.add(row.tenant_id)
+        async with self._db.transaction() as session:
+            await session.execute(insert(CallbackAttempt), attempts)
+            await session.execute(update(CallbackDelivery), updates)
+            for tenant_id in gone:
+                await outbox.disable_endpoint(session, tenant_id)
+        retries = [u["next_attempt_at"] for u in updates if u["status"] == "pending"]
+        if retries:
+            self._wake_at(min(retries))
 
     def _wake_at(self, when: datetime) -> None:
         """Short retry delays (tests, ``Retry-After: 0``) need not wait for the next poll."""

@@ -64,7 +64,7 @@ class KeyRing:
         self._cache.pop(tenant_id, None)
 
     async def _load(self, tenant_id: str) -> TenantKeys:
-        async with self._db.sessions() as session:
+        async with self._db.reads() as session:
             tenant = await session.get(Tenant, tenant_id)
             if tenant is None:
                 return _NO_TENANT

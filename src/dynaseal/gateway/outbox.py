@@ -16,28 +16,33 @@ from dynaseal.storage.gateway_models import CallbackAttempt, CallbackDelivery, T
 from dynaseal.storage.types import utcnow
 
 
-def enqueue(
-    session: AsyncSession,
+def new_delivery(
     *,
     tenant_id: str,
     url: str,
     payload: dict[str, Any],
     request_id: str | None = None,
     disabled: bool = False,
-) -> CallbackDelivery:
-    """Add a callback to the outbox in the caller's transaction; its id is the webhook-id.
+) -> dict[str, Any]:
+    """The outbox row of a callback (its id is the webhook-id), for a bulk insert.
     ``disabled``: the endpoint said 410 Gone, so keep the callback but do not send it."""
-    row = CallbackDelivery(
-        id=f"msg_{uuid.uuid4().hex}",
-        tenant_id=tenant_id,
-        request_id=request_id,
-        url=url,
-        payload=orjson.dumps(payload).decode(),
-        status="disabled" if disabled else "pending",
-        attempts=0,
-        next_attempt_at=utcnow(),
-        created_at=utcnow(),
-    )
+    now = utcnow()
+    return {
+        "id": f"msg_{uuid.uuid4().hex}",
+        "tenant_id": tenant_id,
+        "request_id": request_id,
+        "url": url,
+        "payload": orjson.dumps(payload).decode(),
+        "status": "disabled" if disabled else "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
+def enqueue(session: AsyncSession, **delivery: Any) -> CallbackDelivery:
+    """Add one callback to the outbox in the caller's transaction."""
+    row = CallbackDelivery(**new_delivery(**delivery))
     session.add(row)
     return row
 

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
-import httpx
 import orjson
 from starlette.responses import Response, StreamingResponse
 
@@ -64,7 +63,7 @@ async def complete(upstream: Upstream, admission: Admission, settle: Settle) -> 
     transcript = Transcript()
     try:
         raw = await reply.aread()
-    except httpx.HTTPError as exc:
+    except UpstreamError as exc:
         transcript.error = str(exc)
         await settle(admission, transcript, "failed")
         raise upstream_unavailable("The upstream broke off its answer.") from None
@@ -85,7 +84,7 @@ async def stream(upstream: Upstream, admission: Admission, settle: Settle) -> Re
         transcript = Transcript()
         try:
             raw = await reply.aread()
-        except httpx.HTTPError:
+        except UpstreamError:
             raw = b""
         finally:
             await reply.aclose()
@@ -135,7 +134,7 @@ async def _relay(
                 if out is not None:
                     yield out
             status = "failed" if transcript.error else "completed"
-        except httpx.HTTPError as exc:
+        except UpstreamError as exc:
             log.warning("upstream stream broke for %s: %s", admission.request_id, exc)
             transcript.error = f"upstream stream broke off: {type(exc).__name__}"
             status = "failed"

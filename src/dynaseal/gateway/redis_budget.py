@@ -85,6 +85,8 @@ def budget_key(tenant_id: str, event_id: str) -> str:
 
 
 class RedisBudget:
+    books_reservations = False
+
     def __init__(self, redis: Redis, db: Database) -> None:
         self._redis = redis
         self._db = db
@@ -125,19 +127,17 @@ class RedisBudget:
         return Reservation(amount=value, completion_cap=code, prompt_estimate=prompt_estimate)
 
     async def _seed_from_database(self, grant: KeyGrant) -> None:
-        row = await budget.durable_row(self._db, grant)
-        spent, requests, revoked = (row.spent, row.requests, row.revoked) if row else (0, 0, False)
-        budget_tokens = row.budget if row is not None and not row.revoked else grant.max_tokens
+        state = await budget.durable_state(self._db, grant)
         expires = int(max(grant.expires_at, time.time())) + _EXPIRY_MARGIN_SECONDS
         await self._seed(
             keys=[budget_key(grant.tenant_id, grant.event_id)],
-            args=[budget_tokens, spent, requests, int(revoked), expires],
+            args=[state.budget, state.spent, state.requests, int(state.revoked), expires],
         )
 
     async def book(
-        self, session: AsyncSession, grant: KeyGrant, reservation: Reservation, used: int
+        self, session: AsyncSession, grant: KeyGrant, *, reserved: int, used: int, requests: int
     ) -> None:
-        await budget.book_settled(self._db, session, grant, used)
+        await budget.book_settled(self._db, session, grant, used=used, requests=requests)
 
     async def release(self, grant: KeyGrant, reservation: Reservation, used: int) -> None:
         try:

@@ -9,12 +9,16 @@ from redis.asyncio import Redis
 
 from dynaseal.core.login_throttle import LoginThrottle
 from dynaseal.core.session_tokens import SessionTokens
+from dynaseal.core.settings import ConfigError
 from dynaseal.gateway import settlement, shared_state
 from dynaseal.gateway.admission import Admission, Gatekeeper
 from dynaseal.gateway.budget import BudgetStore, SqlBudget
 from dynaseal.gateway.callback_url import CallbackPolicy
 from dynaseal.gateway.delivery import DeliveryWorker
+from dynaseal.gateway.exclusive import ExclusiveUse
 from dynaseal.gateway.key_ring import KeyRing
+from dynaseal.gateway.ledger_writer import LedgerWriter
+from dynaseal.gateway.memory_budget import MemoryBudget
 from dynaseal.gateway.offline import OfflineUpstream
 from dynaseal.gateway.rate_limits import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from dynaseal.gateway.redis_budget import RedisBudget
@@ -41,6 +45,25 @@ def _upstream(settings: GatewaySettings) -> Upstream:
     )
 
 
+def _stores(
+    settings: GatewaySettings, db: Database, redis: Redis | None
+) -> tuple[BudgetStore, RateLimiter, ExclusiveUse | None]:
+    """Redis when configured; else memory for the sole process on a SQLite file; else rows."""
+    if redis is not None:
+        return RedisBudget(redis, db), RedisRateLimiter(redis), None
+    choice = settings.budget_store
+    if choice == "auto":
+        choice = "memory" if db.is_sqlite else "database"
+    if choice == "memory":
+        if not db.is_sqlite:
+            raise ConfigError(
+                "BUDGET_STORE: memory needs a SQLite database (one gateway process); "
+                "with PostgreSQL use database, or set REDIS_URL"
+            )
+        return MemoryBudget(db), LocalRateLimiter(), ExclusiveUse(db.url)
+    return SqlBudget(db), LocalRateLimiter(), None
+
+
 @dataclass(slots=True)
 class GatewayServices:
     settings: GatewaySettings
@@ -54,6 +77,8 @@ class GatewayServices:
     sessions: SessionTokens
     login_throttle: LoginThrottle
     callback_policy: CallbackPolicy
+    ledger: LedgerWriter
+    exclusive: ExclusiveUse | None
 
     @classmethod
     def build(cls, settings: GatewaySettings, *, allow_loopback: bool = False) -> GatewayServices:
@@ -63,15 +88,17 @@ class GatewayServices:
         box = SecretsBox(secret)
         key_ring = KeyRing(db, box, settings.key_cache_seconds)
         redis = shared_state.connect(settings.redis_url) if settings.redis_url else None
-        budget: BudgetStore
-        limiter: RateLimiter
-        if redis is None:
-            budget, limiter = SqlBudget(db), LocalRateLimiter()
-        else:
-            budget, limiter = RedisBudget(redis, db), RedisRateLimiter(redis)
-        policy = CallbackPolicy(
-            allow_loopback=allow_loopback or settings.allow_loopback_callbacks,
-            allow_private=settings.allow_private_callbacks,
+        budget, limiter, exclusive = _stores(settings, db, redis)
+        delivery = DeliveryWorker(
+            db,
+            box,
+            policy := CallbackPolicy(
+                allow_loopback=allow_loopback or settings.allow_loopback_callbacks,
+                allow_private=settings.allow_private_callbacks,
+            ),
+            timeout=settings.callback_timeout_seconds,
+            retry_schedule=settings.callback_retry_schedule_seconds,
+            gather_seconds=settings.callback_gather_seconds,
         )
         return cls(
             settings=settings,
@@ -81,13 +108,7 @@ class GatewayServices:
             key_ring=key_ring,
             gatekeeper=Gatekeeper(settings, key_ring, budget, limiter),
             upstream=_upstream(settings),
-            delivery=DeliveryWorker(
-                db,
-                box,
-                policy,
-                timeout=settings.callback_timeout_seconds,
-                retry_schedule=settings.callback_retry_schedule_seconds,
-            ),
+            delivery=delivery,
             sessions=SessionTokens(
                 secret=secret,
                 algorithm=settings.algorithm,
@@ -101,24 +122,42 @@ class GatewayServices:
                 window_seconds=settings.login_failure_window_seconds,
             ),
             callback_policy=policy,
+            ledger=LedgerWriter(
+                db,
+                budget,
+                lambda queued: queued and delivery.notify(),
+                gather_seconds=0.0 if budget.books_reservations else settings.ledger_gather_seconds,
+            ),
+            exclusive=exclusive,
         )
 
+    def start(self) -> None:
+        """Claim the database if budgets live in memory, then start the background work."""
+        if self.exclusive is not None:
+            self.exclusive.acquire()
+        self.ledger.start()
+        self.delivery.start()
+
     async def settle(self, admission: Admission, transcript: Transcript, status: str) -> None:
-        """Book a finished request, free its reservation, wake the callback sender."""
+        """A request ended: free its reservation, count its tokens, record it durably."""
+        settled = settlement.finish(admission, transcript, status)  # type: ignore[arg-type]
         budget = self.gatekeeper.budget
-        booked = await settlement.settle(self.db, budget, admission, transcript, status)  # type: ignore[arg-type]
-        await budget.release(admission.grant, admission.reservation, booked.used)
+        await budget.release(admission.grant, admission.reservation, settled.used)
         if admission.rate_scopes:
             try:
-                await self.gatekeeper.limiter.add_tokens(admission.rate_scopes, booked.used)
+                await self.gatekeeper.limiter.add_tokens(admission.rate_scopes, settled.used)
             except Exception as exc:  # the ledger has the usage; only the limit is lenient
-                log.warning("could not count %d tokens against rate limits: %s", booked.used, exc)
-        if booked.delivery_id:
-            self.delivery.notify()
+                log.warning("could not count %d tokens against rate limits: %s", settled.used, exc)
+        written = self.ledger.submit(settled)
+        if budget.books_reservations:
+            await written  # the next request with this key must see the booking
 
     async def aclose(self) -> None:
+        await self.ledger.close(self.settings.shutdown_timeout_seconds)
         await self.delivery.stop()
         await self.upstream.aclose()
         if self.redis is not None:
             await self.redis.aclose()
+        if self.exclusive is not None:
+            self.exclusive.release()
         await self.db.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 from pydantic import (
     AnyHttpUrl,
@@ -52,6 +53,10 @@ class GatewaySettings(ServiceSettings):
     webhook_secret_overlap_seconds: NonNegativeFloat = 24 * 3600.0
     #: Redis for the state replicas share (budgets, use counts, rate limits); unset: none.
     redis_url: str | None = None
+    #: Where key budgets are reserved: ``redis`` when REDIS_URL is set; else ``memory``
+    #: (fastest; one gateway process per SQLite file) or ``database`` (row locks: several
+    #: processes on one database). ``auto``: redis, else memory on SQLite, else database.
+    budget_store: Literal["auto", "memory", "database"] = "auto"
     #: Default rate limits per minute (0: unlimited); a tenant may set its own.
     rate_limit_key_rpm: NonNegativeInt = 0
     rate_limit_key_tpm: NonNegativeInt = 0
@@ -59,6 +64,10 @@ class GatewaySettings(ServiceSettings):
     rate_limit_sub_tpm: NonNegativeInt = 0
     rate_limit_tenant_rpm: NonNegativeInt = 0
     rate_limit_tenant_tpm: NonNegativeInt = 0
+    #: With budgets in memory or Redis: how long settled requests gather before one
+    #: transaction writes them all (group commit), and callbacks before one round sends them.
+    ledger_gather_seconds: float = Field(default=0.02, ge=0, le=1)
+    callback_gather_seconds: float = Field(default=0.05, ge=0, le=5)
     #: How long start-up waits for the database and Redis before giving up.
     startup_timeout_seconds: PositiveFloat = 60.0
     #: On SIGTERM, how long in-flight requests (streams) may take to finish.

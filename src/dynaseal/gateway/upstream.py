@@ -1,16 +1,22 @@
 """The upstream model server: any OpenAI-compatible ``/chat/completions``.
 
-One pooled keep-alive ``httpx.AsyncClient`` per gateway process. Both this and the
-offline responder hand back an :class:`UpstreamReply`, so the proxy has one code path.
+One pooled keep-alive ``aiohttp`` session per gateway process (aiohttp rather than httpx
+here: its connection pool stays cheap with hundreds of connections open, which is what
+many concurrent streams mean). Both this and the offline responder hand back an
+:class:`UpstreamReply`, so the proxy has one code path; client errors surface as
+:class:`UpstreamError` whatever the client library.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-import httpx
+import aiohttp
 import orjson
+
+_CLIENT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
 
 
 class UpstreamReply(Protocol):
@@ -38,32 +44,73 @@ class UpstreamError(Exception):
     """The upstream could not be reached or broke off."""
 
 
+def _error(exc: BaseException) -> UpstreamError:
+    return UpstreamError(f"{type(exc).__name__}: {exc}")
+
+
+class _Reply:
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.status_code = response.status
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+        except _CLIENT_ERRORS as exc:
+            raise _error(exc) from exc
+
+    async def aread(self) -> bytes:
+        try:
+            return await self._response.read()
+        except _CLIENT_ERRORS as exc:
+            raise _error(exc) from exc
+
+    async def aclose(self) -> None:
+        self._response.release()
+
+
 class HttpUpstream:
     def __init__(
         self, base_url: str, api_key: str | None, *, timeout: float, max_connections: int
     ) -> None:
-        headers = {"content-type": "application/json"}
-        if api_key:
-            headers["authorization"] = f"Bearer {api_key}"
         self.description = base_url
-        self._client = httpx.AsyncClient(
-            base_url=base_url,
-            headers=headers,
-            timeout=httpx.Timeout(timeout, connect=10.0),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-        )
+        self._base = base_url.rstrip("/")
+        # Uncompressed: the answer is relayed as it comes, chunk by chunk.
+        self._headers = {"content-type": "application/json", "accept-encoding": "identity"}
+        if api_key:
+            self._headers["authorization"] = f"Bearer {api_key}"
+        # No total timeout: a long stream is fine as long as bytes keep coming.
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=10.0, sock_read=timeout)
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:  # made inside the running event loop, as aiohttp wants
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=self._max_connections, keepalive_timeout=30, ttl_dns_cache=300
+                ),
+                headers=self._headers,
+                timeout=self._timeout,
+            )
+        return self._session
 
     async def send(self, body: dict[str, Any]) -> UpstreamReply:
-        request = self._client.build_request("POST", "chat/completions", content=orjson.dumps(body))
         try:
-            return await self._client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"{type(exc).__name__}: {exc}") from exc
+            response = await self._client().post(
+                f"{self._base}/chat/completions", data=orjson.dumps(body), allow_redirects=False
+            )
+        except _CLIENT_ERRORS as exc:
+            raise _error(exc) from exc
+        return _Reply(response)
 
     async def probe(self) -> None:
-        await self._client.get("models", timeout=2.0)
+        async with self._client().get(
+            f"{self._base}/models", timeout=aiohttp.ClientTimeout(total=2.0)
+        ) as response:
+            await response.read()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()

@@ -46,6 +46,13 @@ def _sqlite_connect(dbapi_connection: Any, _: Any) -> None:
     cursor.close()
 
 
+def _sqlite_connect_reader(dbapi_connection: Any, _: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
+
+
 def _sqlite_begin(connection: Any) -> None:
     # Take the write lock up front: a transaction that reads then writes would otherwise
     # fail with "database is locked" when another process wrote in between, instead of
@@ -98,6 +105,19 @@ class Database:
                 self.engine.sync_engine, "before_cursor_execute", _postgresql_no_nul, retval=True
             )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._reader = self.engine
+        if self.is_sqlite and parsed.database not in (None, "", ":memory:"):
+            # WAL lets readers run beside the writer: hot-path lookups (keys, budgets)
+            # do not queue behind a write transaction on the single writer connection.
+            self._reader = create_async_engine(self.url, pool_size=4, max_overflow=4)
+            event.listen(self._reader.sync_engine, "connect", _sqlite_connect_reader)
+        self._read_sessions = async_sessionmaker(self._reader, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def reads(self) -> AsyncIterator[AsyncSession]:
+        """A session for lookups only; on SQLite it never waits for a writer."""
+        async with self._read_sessions() as session:
+            yield session
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -117,3 +137,5 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._reader is not self.engine:
+            await self._reader.dispose()

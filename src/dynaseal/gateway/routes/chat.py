@@ -27,17 +27,22 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return body
 
 
-@router.post("/chat/completions", summary="Create a chat completion with a dynamic key")
-async def chat_completions(
-    request: Request, services: Services, authorization: Authorization = None
-) -> Response:
-    """Verify the key, reserve its budget, proxy upstream, settle and report usage."""
+async def chat_completions(request: Request) -> Response:
+    """Verify the key, reserve its budget, proxy upstream, settle and report usage.
+
+    A plain Starlette endpoint: the hot path skips FastAPI's dependency resolution. The
+    request and answer are OpenAI's ``POST /v1/chat/completions``, documented there.
+    """
+    services = request.app.state.services
     raw = await _read_body(request, services.settings.max_request_bytes)
-    admission = await services.gatekeeper.admit(authorization, raw)
+    admission = await services.gatekeeper.admit(request.headers.get("authorization"), raw)
     relay = proxy.stream if admission.stream else proxy.complete
     response = await relay(services.upstream, admission, services.settle)
     response.headers.update(admission.response_headers())
     return response
+
+
+router.add_route("/chat/completions", chat_completions, methods=["POST"])
 
 
 def _model(name: str) -> dict[str, Any]:

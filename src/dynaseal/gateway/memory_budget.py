@@ -1,0 +1,129 @@
+"""Key budgets in the gateway's own memory: the fast path of a single gateway process.
+
+The rules are :func:`~dynaseal.gateway.budget_rules.decide`'s, applied without an await
+between reading and updating a key's state, so they are atomic within the process. A
+key's state starts from its database row (first use, or after a restart), which the
+ledger writer keeps current — the database stays the durable record. Only correct when
+this process is the one gateway using the database: :mod:`.exclusive` makes sure of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dynaseal.gateway import budget
+from dynaseal.gateway.budget_rules import Reservation, decide, refusal_error
+from dynaseal.keys import KeyGrant
+from dynaseal.storage import Database
+
+log = logging.getLogger("dynaseal.gateway")
+
+_SWEEP_ABOVE = 100_000
+_EXPIRY_MARGIN_SECONDS = 3600
+
+
+@dataclass(slots=True)
+class _KeyState:
+    budget: int
+    spent: int
+    reserved: int
+    requests: int
+    revoked: bool
+    forget_after: float
+
+
+class MemoryBudget:
+    books_reservations = False
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._keys: dict[tuple[str, str], _KeyState] = {}
+        self._loading: dict[tuple[str, str], asyncio.Future[_KeyState]] = {}
+
+    async def _state(self, grant: KeyGrant) -> _KeyState:
+        key = (grant.tenant_id, grant.event_id)
+        state = self._keys.get(key)
+        if state is not None:
+            return state
+        loading = self._loading.get(key)
+        if loading is not None:  # another request is reading the same row
+            return await loading
+        future: asyncio.Future[_KeyState] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            durable = await budget.durable_state(self._db, grant)
+            state = _KeyState(
+                durable.budget,
+                durable.spent,
+                0,
+                durable.requests,
+                durable.revoked,
+                max(grant.expires_at, time.time()) + _EXPIRY_MARGIN_SECONDS,
+            )
+            self._sweep()
+            self._keys[key] = state
+            future.set_result(state)
+            return state
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it
+            raise
+        finally:
+            del self._loading[key]
+
+    def _sweep(self) -> None:
+        if len(self._keys) < _SWEEP_ABOVE:
+            return
+        now = time.time()
+        self._keys = {k: s for k, s in self._keys.items() if s.forget_after > now or s.reserved > 0}
+
+    async def reserve(
+        self, grant: KeyGrant, *, prompt_estimate: int, requested_cap: int | None, choices: int
+    ) -> Reservation:
+        state = await self._state(grant)
+        decision = decide(
+            budget=state.budget,
+            spent=state.spent,
+            reserved=state.reserved,
+            requests=state.requests,
+            revoked=state.revoked,
+            max_requests=grant.max_requests,
+            prompt_estimate=prompt_estimate,
+            requested_cap=requested_cap,
+            choices=choices,
+        )
+        if not isinstance(decision, Reservation):
+            refusal, remaining = decision
+            log.info("key %s refused: %s", grant.event_id, refusal.value)
+            raise refusal_error(
+                refusal,
+                remaining=remaining,
+                prompt_estimate=prompt_estimate,
+                requested=prompt_estimate + (requested_cap or 0) * choices,
+            )
+        state.reserved += decision.amount
+        state.requests += 1
+        return decision
+
+    async def book(
+        self, session: AsyncSession, grant: KeyGrant, *, reserved: int, used: int, requests: int
+    ) -> None:
+        await budget.book_settled(self._db, session, grant, used=used, requests=requests)
+
+    async def release(self, grant: KeyGrant, reservation: Reservation, used: int) -> None:
+        state = self._keys.get((grant.tenant_id, grant.event_id))
+        if state is not None:
+            state.reserved -= reservation.amount
+            state.spent += used
+
+    async def revoke_event(self, tenant_id: str, event_id: str, keep_until: datetime) -> None:
+        await budget.revoke_in_database(self._db, tenant_id, event_id, keep_until)
+        state = self._keys.get((tenant_id, event_id))
+        if state is not None:
+            state.revoked = True
