@@ -118,3 +118,9 @@ def redis_gateway(
         )
         with serve(create_gateway(settings, demo=True)) as server:
             yield server
+
+
+@pytest.fixture(params=["gateway", "redis_gateway"])
+def any_gateway(request: pytest.FixtureRequest) -> ServerThread:
+    """The same test against budgets and limits in the process and in Redis."""
+    return request.getfixturevalue(request.param)

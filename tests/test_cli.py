@@ -105,6 +105,26 @@ def test_invalid_setting_exits_2_naming_the_variable(tmp_path: Path) -> None:
     assert "Traceback" not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"DYNASEAL_ENV": "production"}, "SECRET_KEY"),
+        ({"DYNASEAL_ENV": "production", "SECRET_KEY": "short"}, "SECRET_KEY"),
+        (
+            {"DYNASEAL_ENV": "production", "SECRET_KEY": "k" * 40, "ADMIN_USER_PASSWORD": "admin"},
+            "ADMIN_USER_PASSWORD",
+        ),
+    ],
+)
+def test_production_mode_refuses_default_or_weak_secrets(
+    env: dict[str, str], named: str, tmp_path: Path
+) -> None:
+    result = run_dynaseal("gateway", cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert named in result.stderr and "production" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
 @pytest.mark.parametrize("command", ["backend", "demo"])
 def test_every_service_command_reports_invalid_settings(
     command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

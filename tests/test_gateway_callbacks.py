@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 
 import httpx
@@ -29,6 +30,17 @@ MESSAGES = [{"role": "user", "content": "Say hello"}]
 
 def client(gateway: ServerThread, key: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+
+
+def open_stream(gateway: ServerThread, key: str) -> AbstractContextManager[httpx.Response]:
+    """A streaming chat completion read line by line (``with`` it)."""
+    return httpx.stream(
+        "POST",
+        gateway.url + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"model": DEMO_MODEL, "messages": MESSAGES, "stream": True},
+        timeout=10,
+    )
 
 
 def demo_owner(gateway: ServerThread) -> dict[str, str]:
@@ -77,13 +89,7 @@ def test_callback_when_the_device_disconnects_mid_stream(
     upstream.script.words = 200
     upstream.script.chunk_delay = 0.02
     key = mint()
-    with httpx.stream(
-        "POST",
-        gateway.url + "/v1/chat/completions",
-        headers={"Authorization": f"Bearer {key}"},
-        json={"model": DEMO_MODEL, "messages": MESSAGES, "stream": True},
-        timeout=10,
-    ) as response:
+    with open_stream(gateway, key) as response:
         lines = response.iter_lines()
         received = [next(lines) for _ in range(10)]
     assert any("w0" in line for line in received)
@@ -115,13 +121,7 @@ def test_upstream_breaking_mid_stream_ends_with_an_error_event(
 ) -> None:
     upstream.script.break_after = 3
     key = mint()
-    with httpx.stream(
-        "POST",
-        gateway.url + "/v1/chat/completions",
-        headers={"Authorization": f"Bearer {key}"},
-        json={"model": DEMO_MODEL, "messages": MESSAGES, "stream": True},
-        timeout=10,
-    ) as response:
+    with open_stream(gateway, key) as response:
         events = [line for line in response.iter_lines() if line]
     assert '"error"' in events[-2] and events[-1] == "data: [DONE]"
     [payload] = sink.wait_for(1, event_id=event_of(key))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from conftest import DEMO_MODEL
 from support.servers import ServerThread
@@ -11,12 +10,6 @@ from support.tenants import TenantHandle, create_tenant
 from support.upstream import FakeUpstream
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
-
-
-@pytest.fixture(params=["gateway", "redis_gateway"])
-def any_gateway(request: pytest.FixtureRequest) -> ServerThread:
-    """The same tests against in-process counters and against Redis."""
-    return request.getfixturevalue(request.param)
 
 
 def limited_tenant(gateway: ServerThread, **limits: int) -> TenantHandle:

@@ -16,7 +16,6 @@ the callback), then :meth:`BudgetStore.release` once that committed.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -26,13 +25,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dynaseal.gateway.budget_rules import Reservation, decide, refusal_error
+from dynaseal.gateway.budget_rules import Reservation, reserve_or_refuse
 from dynaseal.gateway.errors import invalid_key
 from dynaseal.keys import KeyGrant
 from dynaseal.storage import Database
 from dynaseal.storage.gateway_models import KeyBudget
-
-log = logging.getLogger("dynaseal.gateway")
 
 
 class BudgetStore(Protocol):
@@ -171,26 +168,17 @@ class SqlBudget:
     ) -> Reservation:
         async with self._db.transaction() as session:
             row = await self._locked_row(session, grant)
-            decision = decide(
+            decision = reserve_or_refuse(
+                grant,
                 budget=row.budget,
                 spent=row.spent,
                 reserved=row.reserved,
                 requests=row.requests,
                 revoked=row.revoked,
-                max_requests=grant.max_requests,
                 prompt_estimate=prompt_estimate,
                 requested_cap=requested_cap,
                 choices=choices,
             )
-            if not isinstance(decision, Reservation):
-                refusal, remaining = decision
-                log.info("key %s refused: %s", grant.event_id, refusal.value)
-                raise refusal_error(
-                    refusal,
-                    remaining=remaining,
-                    prompt_estimate=prompt_estimate,
-                    requested=prompt_estimate + (requested_cap or 0) * choices,
-                )
             row.reserved += decision.amount
             row.requests += 1
         return decision

@@ -7,10 +7,14 @@ Both stores apply them — :mod:`.budget` inside a database transaction, and
 from __future__ import annotations
 
 import enum
+import logging
 from dataclasses import dataclass
 
 from dynaseal.core.errors import APIError
 from dynaseal.gateway.errors import insufficient_quota, invalid_key
+from dynaseal.keys import KeyGrant
+
+log = logging.getLogger("dynaseal.gateway")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,54 @@ def decide(
         if cap > per_choice:
             return Refusal.CAP_TOO_HIGH, remaining
     return Reservation(prompt_estimate + cap * choices, cap, prompt_estimate)
+
+
+def reserve_or_refuse(
+    grant: KeyGrant,
+    *,
+    budget: int,
+    spent: int,
+    reserved: int,
+    requests: int,
+    revoked: bool,
+    prompt_estimate: int,
+    requested_cap: int | None,
+    choices: int,
+) -> Reservation:
+    """:func:`decide` for a key's current state; a refusal is raised as the API error."""
+    decision = decide(
+        budget=budget,
+        spent=spent,
+        reserved=reserved,
+        requests=requests,
+        revoked=revoked,
+        max_requests=grant.max_requests,
+        prompt_estimate=prompt_estimate,
+        requested_cap=requested_cap,
+        choices=choices,
+    )
+    if isinstance(decision, Reservation):
+        return decision
+    refusal, remaining = decision
+    raise refused(grant, refusal, remaining, prompt_estimate, requested_cap, choices)
+
+
+def refused(
+    grant: KeyGrant,
+    refusal: Refusal,
+    remaining: int,
+    prompt_estimate: int,
+    requested_cap: int | None,
+    choices: int,
+) -> APIError:
+    """Log a refusal (the operator's view) and build what the device sees."""
+    log.info("key %s refused: %s", grant.event_id, refusal.value)
+    return refusal_error(
+        refusal,
+        remaining=remaining,
+        prompt_estimate=prompt_estimate,
+        requested=prompt_estimate + (requested_cap or 0) * choices,
+    )
 
 
 def refusal_error(

@@ -26,7 +26,7 @@ from dynaseal.storage import Database
 
 log = logging.getLogger("dynaseal.gateway")
 
-_MAX_BATCH = 100
+_MAX_BATCH = 50
 _RETRY_SECONDS = 1.0
 
 

@@ -10,7 +10,6 @@ this process is the one gateway using the database: :mod:`.exclusive` makes sure
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,11 +17,9 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dynaseal.gateway import budget
-from dynaseal.gateway.budget_rules import Reservation, decide, refusal_error
+from dynaseal.gateway.budget_rules import Reservation, reserve_or_refuse
 from dynaseal.keys import KeyGrant
 from dynaseal.storage import Database
-
-log = logging.getLogger("dynaseal.gateway")
 
 _SWEEP_ABOVE = 100_000
 _EXPIRY_MARGIN_SECONDS = 3600
@@ -87,26 +84,17 @@ class MemoryBudget:
         self, grant: KeyGrant, *, prompt_estimate: int, requested_cap: int | None, choices: int
     ) -> Reservation:
         state = await self._state(grant)
-        decision = decide(
+        decision = reserve_or_refuse(
+            grant,
             budget=state.budget,
             spent=state.spent,
             reserved=state.reserved,
             requests=state.requests,
             revoked=state.revoked,
-            max_requests=grant.max_requests,
             prompt_estimate=prompt_estimate,
             requested_cap=requested_cap,
             choices=choices,
         )
-        if not isinstance(decision, Reservation):
-            refusal, remaining = decision
-            log.info("key %s refused: %s", grant.event_id, refusal.value)
-            raise refusal_error(
-                refusal,
-                remaining=remaining,
-                prompt_estimate=prompt_estimate,
-                requested=prompt_estimate + (requested_cap or 0) * choices,
-            )
         state.reserved += decision.amount
         state.requests += 1
         return decision

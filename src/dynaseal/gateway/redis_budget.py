@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dynaseal.gateway import budget
-from dynaseal.gateway.budget_rules import Refusal, Reservation, refusal_error
+from dynaseal.gateway.budget_rules import Refusal, Reservation, refused
 from dynaseal.gateway.shared_state import fail_closed, shared_state_unavailable
 from dynaseal.keys import KeyGrant
 from dynaseal.storage import Database
@@ -116,14 +116,7 @@ class RedisBudget:
         if code == _UNKNOWN:
             raise shared_state_unavailable()
         if code < 0:
-            refusal = _REFUSALS[code]
-            log.info("key %s refused: %s", grant.event_id, refusal.value)
-            raise refusal_error(
-                refusal,
-                remaining=value,
-                prompt_estimate=prompt_estimate,
-                requested=prompt_estimate + (requested_cap or 0) * choices,
-            )
+            raise refused(grant, _REFUSALS[code], value, prompt_estimate, requested_cap, choices)
         return Reservation(amount=value, completion_cap=code, prompt_estimate=prompt_estimate)
 
     async def _seed_from_database(self, grant: KeyGrant) -> None:
