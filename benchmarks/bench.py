@@ -163,6 +163,8 @@ class Bench:
         device = phases.DynasealDevice(
             self.backend.port, self.gateway.port, access_token, LONG_MODEL, CHAT_PATH, body
         )
+        # The load phases leave a backlog of callbacks; the flows count their own.
+        wait_for_empty_outbox(self.gateway.url)
         found = {
             "relay": run_async(phases.relay_flow(self.relay.port, relay_chat, n)),
             "dynaseal": run_async(phases.dynaseal_flow(device, n)),
@@ -181,11 +183,31 @@ def login(url: str, username: str, password: str) -> str:
     return str(reply.json()["access_token"])
 
 
-def set_callback_content(gateway_url: str, *, include: bool) -> None:
-    """The demo tenant's choice of whether callbacks carry the generated text."""
+def demo_tenant_token(gateway_url: str) -> str:
     from dynaseal.core.original_demo import DEMO_TENANT_PASSWORD, DEMO_TENANT_USERNAME
 
-    token = login(gateway_url, DEMO_TENANT_USERNAME, DEMO_TENANT_PASSWORD)
+    return login(gateway_url, DEMO_TENANT_USERNAME, DEMO_TENANT_PASSWORD)
+
+
+def wait_for_empty_outbox(gateway_url: str, seconds: float = 300.0) -> None:
+    """Until the gateway has delivered every pending callback (bounded in time)."""
+    headers = {"authorization": f"Bearer {demo_tenant_token(gateway_url)}"}
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pending = httpx.get(
+            f"{gateway_url}/v1/deliveries",
+            params={"status": "pending", "limit": 1},
+            headers=headers,
+            timeout=30,
+        ).json()["data"]
+        if not pending:
+            return
+        time.sleep(0.5)
+
+
+def set_callback_content(gateway_url: str, *, include: bool) -> None:
+    """The demo tenant's choice of whether callbacks carry the generated text."""
+    token = demo_tenant_token(gateway_url)
     reply = httpx.patch(
         f"{gateway_url}/v1/user/me",
         json={"callback_include_content": include},

@@ -36,7 +36,7 @@ log = logging.getLogger("dynaseal.gateway.delivery")
 #: Delay before each retry: Standard Webhooks' schedule (5 s, 5 min, 30 min, 2 h, 5 h,
 #: 10 h, 10 h) stretched by two daily retries, so a receiver may be down ~3 days (75.6 h).
 DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0, 86400.0, 86400.0)
-_BATCH = 16
+_BATCH = 32
 _REFUSED_URL = "callback URL refused"
 
 
