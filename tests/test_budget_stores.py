@@ -106,3 +106,27 @@ def test_memory_store_needs_sqlite() -> None:
         GatewayServices.build(
             GatewaySettings(database_url="postgresql://nobody@127.0.0.1:1/x", budget_store="memory")
         )
+
+
+def test_usage_that_cannot_be_written_stops_new_requests(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """A ledger backlog (the database gone) means 503, not service with usage in memory."""
+    app = create_app(settings(f"sqlite:///{tmp_path / 'gateway.db'}", upstream), demo=True)
+    with serve(app) as gateway:
+        ledger = app.state.services.ledger
+        key = mint()
+        assert chat(gateway.url, key) == 200
+        ledger._max_backlog = 0  # as if the database had stopped taking writes
+        try:
+            refused = httpx.post(
+                gateway.url + "/v1/chat/completions",
+                headers={"Authorization": f"Bearer {key}"},
+                json={"model": DEMO_MODEL, "messages": MESSAGES},
+            )
+            ready = httpx.get(gateway.url + "/readyz")
+        finally:
+            ledger._max_backlog = 10_000
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+    assert ready.status_code == 503 and "not yet written" in ready.json()["checks"]["ledger"]
+    assert upstream.count == 1

@@ -1,7 +1,8 @@
 """Liveness and readiness for load balancers and orchestrators.
 
 ``/healthz`` says the process is up. ``/readyz`` says whether it can serve: the database
-answers, Redis answers (when configured) and the upstream accepts connections. A load
+answers, Redis answers (when configured), the upstream accepts connections and usage is
+being written. A load
 balancer takes a replica out of rotation while it is not ready.
 """
 
@@ -39,6 +40,8 @@ async def readyz(request: Request) -> JSONResponse:
     if services.redis is not None:
         checks["redis"] = await _check(services.redis.ping())
     checks["upstream"] = await _check(services.upstream.probe())
+    if services.ledger.backlogged:
+        checks["ledger"] = f"error: {services.ledger.backlog} settled requests not yet written"
     ready = all(value == "ok" for value in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not_ready", "checks": checks},

@@ -38,8 +38,10 @@ class LedgerWriter:
         on_written: Callable[[int], None],
         *,
         gather_seconds: float = 0.0,
+        max_backlog: int = 10_000,
     ) -> None:
         self._db = db
+        self._max_backlog = max_backlog
         # How long to let requests gather before writing, when nobody awaits the write.
         self._gather_seconds = gather_seconds
         self._budget = budget
@@ -51,6 +53,16 @@ class LedgerWriter:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="dynaseal-ledger-writer")
+
+    @property
+    def backlog(self) -> int:
+        return len(self._pending)
+
+    @property
+    def backlogged(self) -> bool:
+        """Too much usage waits to be written (the database is down or slow): new requests
+        should be refused rather than served with their usage only in memory."""
+        return len(self._pending) >= self._max_backlog
 
     def submit(self, settled: Settled) -> asyncio.Future[None]:
         """Queue a finished request; the future resolves once it is committed."""

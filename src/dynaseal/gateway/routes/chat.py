@@ -34,6 +34,13 @@ async def chat_completions(request: Request) -> Response:
     request and answer are OpenAI's ``POST /v1/chat/completions``, documented there.
     """
     services = request.app.state.services
+    if services.ledger.backlogged:
+        raise APIError(
+            503,
+            "Usage cannot be recorded right now; retry shortly.",
+            code="service_unavailable",
+            headers={"Retry-After": "1"},
+        )
     raw = await _read_body(request, services.settings.max_request_bytes)
     admission = await services.gatekeeper.admit(request.headers.get("authorization"), raw)
     relay = proxy.stream if admission.stream else proxy.complete
