@@ -44,18 +44,8 @@ def create_app(settings: BackendSettings, *, demo_data: bool = False) -> FastAPI
 
     app = FastAPI(title="Dynaseal backend", lifespan=lifespan)
     app.state.settings = settings
-    app.state.login_throttle = LoginThrottle(
-        per_account=settings.login_failures_per_account,
-        per_address=settings.login_failures_per_address,
-        window_seconds=settings.login_failure_window_seconds,
-    )
-    app.state.tokens = SessionTokens(
-        secret=settings.secret_key.get_secret_value(),
-        algorithm=settings.algorithm,
-        audience=SESSION_AUDIENCE,
-        access_ttl_seconds=settings.access_token_expire_minutes * 60,
-        refresh_ttl_seconds=settings.refresh_token_expire_minutes * 60,
-    )
+    app.state.login_throttle = LoginThrottle.for_service(settings)
+    app.state.tokens = SessionTokens.for_service(settings, SESSION_AUDIENCE)
     secret = settings.webhook_secret
     app.state.callback_verifier = CallbackVerifier(secret.get_secret_value() if secret else None)
     configure(app, settings.cors_origins)

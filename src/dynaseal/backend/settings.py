@@ -35,10 +35,6 @@ class BackendSettings(ServiceSettings):
     key_lifetime_seconds: PositiveInt = 600
     #: Tokens a user may use per UTC day; 0 means unlimited.
     user_daily_token_quota: NonNegativeInt = 0
-    #: Failed logins allowed per account and per client address in the window.
-    login_failures_per_account: PositiveInt = 5
-    login_failures_per_address: PositiveInt = 30
-    login_failure_window_seconds: PositiveInt = 300
 
     @field_validator("webhook_secret")
     @classmethod

@@ -17,6 +17,7 @@ from typing import TypeVar
 from starlette.requests import Request
 
 from dynaseal.core.errors import APIError, unauthorized
+from dynaseal.core.settings import ServiceSettings
 
 T = TypeVar("T")
 
@@ -40,6 +41,14 @@ class LoginThrottle:
         self._limits = {"account": per_account, "address": per_address}
         self._window = window_seconds
         self._counts: dict[tuple[str, str], _Window] = {}
+
+    @classmethod
+    def for_service(cls, settings: ServiceSettings) -> LoginThrottle:
+        return cls(
+            per_account=settings.login_failures_per_account,
+            per_address=settings.login_failures_per_address,
+            window_seconds=settings.login_failure_window_seconds,
+        )
 
     def _current(self, kind: str, key: str, now: float) -> _Window | None:
         window = self._counts.get((kind, key))

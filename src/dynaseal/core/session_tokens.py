@@ -14,6 +14,8 @@ from typing import Literal
 
 import jwt
 
+from dynaseal.core.settings import ServiceSettings
+
 TokenKind = Literal["access", "refresh"]
 
 
@@ -28,6 +30,17 @@ class SessionTokens:
     audience: str
     access_ttl_seconds: int
     refresh_ttl_seconds: int
+
+    @classmethod
+    def for_service(cls, settings: ServiceSettings, audience: str) -> SessionTokens:
+        """The login tokens of one service, from the settings both services share."""
+        return cls(
+            secret=settings.secret_key.get_secret_value(),
+            algorithm=settings.algorithm,
+            audience=audience,
+            access_ttl_seconds=settings.access_token_expire_minutes * 60,
+            refresh_ttl_seconds=settings.refresh_token_expire_minutes * 60,
+        )
 
     def issue(self, subject: str, kind: TokenKind) -> str:
         now = int(time.time())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Literal, TypeVar
 
-from pydantic import Field, PositiveInt, SecretStr, ValidationError
+from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger("dynaseal")
@@ -36,6 +36,10 @@ class ServiceSettings(BaseSettings):
     admin_user_password: SecretStr | None = None
     database_url: str = "sqlite+aiosqlite:///./dynaseal.db"
     cors_origins: list[str] = Field(default_factory=list)
+    #: Failed logins allowed per account and per client address in the window.
+    login_failures_per_account: PositiveInt = 5
+    login_failures_per_address: PositiveInt = 30
+    login_failure_window_seconds: PositiveFloat = 300.0
     #: ``production`` refuses to start with a default or weak SECRET_KEY / admin password.
     dynaseal_env: Literal["development", "production"] = "development"
     mongodb_url: str | None = None

@@ -168,20 +168,13 @@ class SqlBudget:
     ) -> Reservation:
         async with self._db.transaction() as session:
             row = await self._locked_row(session, grant)
-            decision = reserve_or_refuse(
+            return reserve_or_refuse(
+                row,
                 grant,
-                budget=row.budget,
-                spent=row.spent,
-                reserved=row.reserved,
-                requests=row.requests,
-                revoked=row.revoked,
                 prompt_estimate=prompt_estimate,
                 requested_cap=requested_cap,
                 choices=choices,
             )
-            row.reserved += decision.amount
-            row.requests += 1
-        return decision
 
     async def book(
         self, session: AsyncSession, grant: KeyGrant, *, reserved: int, used: int, requests: int

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
 from dynaseal.core.errors import APIError
 from dynaseal.gateway.errors import insufficient_quota, invalid_key
@@ -61,34 +62,43 @@ def decide(
     return Reservation(prompt_estimate + cap * choices, cap, prompt_estimate)
 
 
+class KeyState(Protocol):
+    """A key's budget as a store holds it (a database row, or a state in memory)."""
+
+    budget: int
+    spent: int
+    reserved: int
+    requests: int
+    revoked: bool
+
+
 def reserve_or_refuse(
+    state: KeyState,
     grant: KeyGrant,
     *,
-    budget: int,
-    spent: int,
-    reserved: int,
-    requests: int,
-    revoked: bool,
     prompt_estimate: int,
     requested_cap: int | None,
     choices: int,
 ) -> Reservation:
-    """:func:`decide` for a key's current state; a refusal is raised as the API error."""
+    """Apply :func:`decide` to ``state`` and hold the reservation in it; a refusal is
+    raised as the API error. The caller makes this atomic (row lock, no await)."""
     decision = decide(
-        budget=budget,
-        spent=spent,
-        reserved=reserved,
-        requests=requests,
-        revoked=revoked,
+        budget=state.budget,
+        spent=state.spent,
+        reserved=state.reserved,
+        requests=state.requests,
+        revoked=state.revoked,
         max_requests=grant.max_requests,
         prompt_estimate=prompt_estimate,
         requested_cap=requested_cap,
         choices=choices,
     )
-    if isinstance(decision, Reservation):
-        return decision
-    refusal, remaining = decision
-    raise refused(grant, refusal, remaining, prompt_estimate, requested_cap, choices)
+    if not isinstance(decision, Reservation):
+        refusal, remaining = decision
+        raise refused(grant, refusal, remaining, prompt_estimate, requested_cap, choices)
+    state.reserved += decision.amount
+    state.requests += 1
+    return decision
 
 
 def refused(

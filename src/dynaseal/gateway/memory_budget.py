@@ -84,20 +84,13 @@ class MemoryBudget:
         self, grant: KeyGrant, *, prompt_estimate: int, requested_cap: int | None, choices: int
     ) -> Reservation:
         state = await self._state(grant)
-        decision = reserve_or_refuse(
+        return reserve_or_refuse(
+            state,
             grant,
-            budget=state.budget,
-            spent=state.spent,
-            reserved=state.reserved,
-            requests=state.requests,
-            revoked=state.revoked,
             prompt_estimate=prompt_estimate,
             requested_cap=requested_cap,
             choices=choices,
         )
-        state.reserved += decision.amount
-        state.requests += 1
-        return decision
 
     async def book(
         self, session: AsyncSession, grant: KeyGrant, *, reserved: int, used: int, requests: int

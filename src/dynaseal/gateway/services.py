@@ -109,18 +109,8 @@ class GatewayServices:
             gatekeeper=Gatekeeper(settings, key_ring, budget, limiter),
             upstream=_upstream(settings),
             delivery=delivery,
-            sessions=SessionTokens(
-                secret=secret,
-                algorithm=settings.algorithm,
-                audience=SESSION_AUDIENCE,
-                access_ttl_seconds=settings.access_token_expire_minutes * 60,
-                refresh_ttl_seconds=settings.refresh_token_expire_minutes * 60,
-            ),
-            login_throttle=LoginThrottle(
-                per_account=settings.login_failures_per_account,
-                per_address=settings.login_failures_per_address,
-                window_seconds=settings.login_failure_window_seconds,
-            ),
+            sessions=SessionTokens.for_service(settings, SESSION_AUDIENCE),
+            login_throttle=LoginThrottle.for_service(settings),
             callback_policy=policy,
             ledger=LedgerWriter(
                 db,

@@ -45,10 +45,6 @@ class GatewaySettings(ServiceSettings):
     allow_loopback_callbacks: bool = False
     #: Callback URLs on private / link-local networks are refused unless allowed.
     allow_private_callbacks: bool = False
-    #: Failed tenant logins allowed per account and per client address in the window.
-    login_failures_per_account: PositiveInt = 5
-    login_failures_per_address: PositiveInt = 30
-    login_failure_window_seconds: PositiveFloat = 300.0
     #: After a webhook secret is rotated, callbacks carry both signatures for this long.
     webhook_secret_overlap_seconds: NonNegativeFloat = 24 * 3600.0
     #: Redis for the state replicas share (budgets, use counts, rate limits); unset: none.

@@ -88,15 +88,6 @@ async def prepare_schema(db: Database, service: Service, *, auto_create: bool) -
         log.info("the %s database was empty: created its schema at revision %s", service, created)
 
 
-async def check_current(db: Database, service: Service) -> SchemaState:
-    """The database's schema state; raises :class:`SchemaError` unless it is at head."""
-    async with db.engine.connect() as connection:
-        state = await connection.run_sync(_state, SCHEMAS[service])
-    if not state.up_to_date:
-        raise SchemaError(state.problem())
-    return state
-
-
 async def upgrade(db: Database, service: Service) -> Migration:
     """Migrate to head (``dynaseal <service> migrate``); a no-op when already there.
 
