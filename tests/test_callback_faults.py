@@ -25,10 +25,10 @@ from dynaseal.core.original_demo import (
     DEMO_USER_USERNAME,
     DEMO_WEBHOOK_SECRET,
 )
-from dynaseal.gateway import outbox
 from dynaseal.gateway.app import create_app as create_gateway
-from dynaseal.gateway.callback_url import CallbackPolicy
-from dynaseal.gateway.delivery import DeliveryWorker
+from dynaseal.gateway.callbacks import outbox
+from dynaseal.gateway.callbacks.delivery import DeliveryWorker
+from dynaseal.gateway.callbacks.url_policy import CallbackPolicy
 from dynaseal.gateway.secrets_box import SecretsBox
 from dynaseal.gateway.settings import GatewaySettings
 from dynaseal.storage import Database

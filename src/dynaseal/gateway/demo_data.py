@@ -13,7 +13,8 @@ from dynaseal.core.original_demo import (
     DEMO_TENANT_USERNAME,
     DEMO_WEBHOOK_SECRET,
 )
-from dynaseal.gateway import tenants, webhook_secrets
+from dynaseal.gateway import tenants
+from dynaseal.gateway.callbacks import webhook_secrets
 from dynaseal.gateway.secrets_box import SecretsBox
 from dynaseal.storage import Database
 from dynaseal.storage.gateway_models import Tenant, TenantKey

@@ -9,7 +9,7 @@ from fastapi.security import OAuth2PasswordBearer
 
 from dynaseal.core.errors import APIError, bad_request, unauthorized
 from dynaseal.core.session_tokens import InvalidSessionToken
-from dynaseal.gateway.callback_url import CallbackURLRefused, check_callback_url
+from dynaseal.gateway.callbacks.url_policy import CallbackURLRefused, check_callback_url
 from dynaseal.gateway.services import GatewayServices
 from dynaseal.storage.gateway_models import Tenant
 

@@ -10,22 +10,24 @@ from redis.asyncio import Redis
 from dynaseal.core.login_throttle import LoginThrottle
 from dynaseal.core.session_tokens import SessionTokens
 from dynaseal.core.settings import ConfigError
-from dynaseal.gateway import settlement, shared_state
-from dynaseal.gateway.admission import Admission, Gatekeeper
-from dynaseal.gateway.budget import BudgetStore, SqlBudget
-from dynaseal.gateway.callback_url import CallbackPolicy
-from dynaseal.gateway.delivery import DeliveryWorker
+from dynaseal.gateway import shared_state
+from dynaseal.gateway.admission.gatekeeper import Admission, Gatekeeper
+from dynaseal.gateway.admission.key_ring import KeyRing
+from dynaseal.gateway.admission.limiters import LocalRateLimiter, RateLimiter, RedisRateLimiter
+from dynaseal.gateway.budget.database import SqlBudget
+from dynaseal.gateway.budget.memory import MemoryBudget
+from dynaseal.gateway.budget.redis import RedisBudget
+from dynaseal.gateway.budget.store import BudgetStore
+from dynaseal.gateway.callbacks.delivery import DeliveryWorker
+from dynaseal.gateway.callbacks.url_policy import CallbackPolicy
 from dynaseal.gateway.exclusive import ExclusiveUse
-from dynaseal.gateway.key_ring import KeyRing
-from dynaseal.gateway.ledger_writer import LedgerWriter
-from dynaseal.gateway.memory_budget import MemoryBudget
-from dynaseal.gateway.offline import OfflineUpstream
-from dynaseal.gateway.rate_limits import LocalRateLimiter, RateLimiter, RedisRateLimiter
-from dynaseal.gateway.redis_budget import RedisBudget
+from dynaseal.gateway.relay.offline import OfflineUpstream
+from dynaseal.gateway.relay.transcript import Transcript
+from dynaseal.gateway.relay.upstream import HttpUpstream, Upstream
 from dynaseal.gateway.secrets_box import SecretsBox
 from dynaseal.gateway.settings import GatewaySettings
-from dynaseal.gateway.transcript import Transcript
-from dynaseal.gateway.upstream import HttpUpstream, Upstream
+from dynaseal.gateway.settlement import measure
+from dynaseal.gateway.settlement.writer import LedgerWriter
 from dynaseal.storage import Database
 
 log = logging.getLogger("dynaseal.gateway")
@@ -130,7 +132,7 @@ class GatewayServices:
 
     async def settle(self, admission: Admission, transcript: Transcript, status: str) -> None:
         """A request ended: free its reservation, count its tokens, record it durably."""
-        settled = settlement.finish(admission, transcript, status)  # type: ignore[arg-type]
+        settled = measure.finish(admission, transcript, status)  # type: ignore[arg-type]
         budget = self.gatekeeper.budget
         await budget.release(admission.grant, admission.reservation, settled.used)
         if admission.rate_scopes:

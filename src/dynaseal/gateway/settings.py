@@ -16,8 +16,8 @@ from pydantic import (
 )
 
 from dynaseal.core.settings import ServiceSettings
-from dynaseal.gateway.delivery import DEFAULT_RETRY_SCHEDULE
-from dynaseal.gateway.rate_limits import LIMIT_NAMES
+from dynaseal.gateway.admission.rate_limits import LIMIT_NAMES
+from dynaseal.gateway.callbacks.delivery import DEFAULT_RETRY_SCHEDULE
 from dynaseal.keys import DEFAULT_AUDIENCE
 
 

@@ -10,7 +10,8 @@ from pydantic import BaseModel, NonNegativeInt
 
 from dynaseal.core.errors import unauthorized
 from dynaseal.core.session_tokens import InvalidSessionToken
-from dynaseal.gateway import outbox, tenants
+from dynaseal.gateway import tenants
+from dynaseal.gateway.callbacks import outbox
 from dynaseal.gateway.deps import CurrentTenant, Services, allowed_callback_url
 from dynaseal.storage.gateway_models import Tenant
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from dynaseal.gateway import tenants, webhook_secrets
+from dynaseal.gateway import tenants
+from dynaseal.gateway.callbacks import webhook_secrets
 from dynaseal.gateway.deps import CurrentAdmin, Services, allowed_callback_url
 from dynaseal.gateway.routes.account import TenantOut
 

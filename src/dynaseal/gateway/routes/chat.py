@@ -9,8 +9,9 @@ from fastapi import APIRouter, Header, Request
 from starlette.responses import Response
 
 from dynaseal.core.errors import APIError
-from dynaseal.gateway import budget, proxy
+from dynaseal.gateway.budget import store
 from dynaseal.gateway.deps import Services
+from dynaseal.gateway.relay import proxy
 
 router = APIRouter(tags=["OpenAI-compatible"])
 
@@ -59,7 +60,7 @@ def _model(name: str) -> dict[str, Any]:
 @router.get("/models", summary="The models this dynamic key may call")
 async def list_models(services: Services, authorization: Authorization = None) -> dict[str, Any]:
     grant, _ = await services.gatekeeper.verify(authorization)
-    await budget.ensure_not_revoked(services.db, grant)
+    await store.ensure_not_revoked(services.db, grant)
     return {"object": "list", "data": [_model(m) for m in grant.models]}
 
 
@@ -68,7 +69,7 @@ async def get_model(
     model_id: str, services: Services, authorization: Authorization = None
 ) -> dict[str, Any]:
     grant, _ = await services.gatekeeper.verify(authorization)
-    await budget.ensure_not_revoked(services.db, grant)
+    await store.ensure_not_revoked(services.db, grant)
     if not grant.allows_model(model_id):
         raise APIError(404, f"The model {model_id!r} does not exist.", code="model_not_found")
     return _model(model_id)

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from dynaseal.core.errors import APIError
-from dynaseal.gateway import outbox, webhook_secrets
+from dynaseal.gateway.callbacks import outbox, webhook_secrets
 from dynaseal.gateway.deps import CurrentTenant, Services
 from dynaseal.storage.gateway_models import CallbackAttempt, CallbackDelivery, Tenant
 

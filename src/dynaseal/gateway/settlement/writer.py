@@ -19,9 +19,9 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import IntegrityError
 
-from dynaseal.gateway import settlement
-from dynaseal.gateway.budget import BudgetStore
-from dynaseal.gateway.settlement import Settled
+from dynaseal.gateway.budget.store import BudgetStore
+from dynaseal.gateway.settlement import ledger
+from dynaseal.gateway.settlement.measure import Settled
 from dynaseal.storage import Database
 
 log = logging.getLogger("dynaseal.gateway")
@@ -102,7 +102,7 @@ class LedgerWriter:
         while True:
             try:
                 async with self._db.transaction() as session:
-                    queued = await settlement.record(session, self._budget, [s for s, _ in batch])
+                    queued = await ledger.record(session, self._budget, [s for s, _ in batch])
             except IntegrityError as exc:
                 if len(batch) == 1:  # cannot succeed by retrying: report and move on
                     batch[0][1].set_exception(exc)

@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
-from dynaseal.gateway import sse
-from dynaseal.gateway.token_estimate import estimate_prompt_tokens
+from dynaseal.gateway.relay import sse
+from dynaseal.gateway.relay.token_estimate import estimate_prompt_tokens
 
 _INTRO = (
     "Hello from the Dynaseal offline responder: no upstream model is configured "

@@ -1,17 +1,19 @@
 """The cumulative budget of a dynamic key: reserve before forwarding, book after.
 
 A key's ``max_tokens`` is the budget of every request made with it (same tenant and
-event id). Two stores apply the same rules (:mod:`.budget_rules`):
+event id). Three stores apply the same rules (:mod:`.rules`) and answer to
+:class:`BudgetStore`:
 
-* :class:`SqlBudget` — the default. Admission reserves inside one transaction holding
-  the budget row (``SELECT ... FOR UPDATE`` on PostgreSQL, the single writer on SQLite),
-  so concurrent requests with one key, across processes sharing the database, never
-  reserve more than the budget.
-* :class:`~dynaseal.gateway.redis_budget.RedisBudget` — when ``REDIS_URL`` is set: the
-  reservation is one Lua script in Redis, the database stays the durable record.
+* :class:`~.database.SqlBudget` — the budget row itself, locked while reserving, so
+  processes sharing the database never reserve more than the budget together.
+* :class:`~.memory.MemoryBudget` — the fast path of the one gateway process on a SQLite
+  file.
+* :class:`~.redis.RedisBudget` — when ``REDIS_URL`` is set: the reservation is one Lua
+  script in Redis, shared by every replica.
 
-Settlement calls :meth:`BudgetStore.book` inside its transaction (with the ledger row and
-the callback), then :meth:`BudgetStore.release` once that committed.
+Whatever the store, the database row is the durable record; this module also holds the
+helpers that read and write it. Settlement calls :meth:`BudgetStore.book` inside its
+transaction (with the ledger row and the callback), then :meth:`BudgetStore.release`.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dynaseal.gateway.budget_rules import Reservation, reserve_or_refuse
+from dynaseal.gateway.budget.rules import Reservation
 from dynaseal.gateway.errors import invalid_key
 from dynaseal.keys import KeyGrant
 from dynaseal.storage import Database
@@ -55,11 +57,11 @@ class BudgetStore(Protocol):
         """Refuse every key carrying this event id from now on."""
 
 
-def _insert(db: Database):  # type: ignore[no-untyped-def]
+def dialect_insert(db: Database):  # type: ignore[no-untyped-def]
     return sqlite_insert if db.is_sqlite else pg_insert
 
 
-def _new_row(grant: KeyGrant, **values: object) -> dict[str, object]:
+def new_row(grant: KeyGrant, **values: object) -> dict[str, object]:
     row: dict[str, object] = {
         "tenant_id": grant.tenant_id,
         "event_id": grant.event_id,
@@ -73,14 +75,14 @@ def _new_row(grant: KeyGrant, **values: object) -> dict[str, object]:
     return row
 
 
-def _where(grant: KeyGrant):  # type: ignore[no-untyped-def]
+def where_key(grant: KeyGrant):  # type: ignore[no-untyped-def]
     return (KeyBudget.tenant_id == grant.tenant_id, KeyBudget.event_id == grant.event_id)
 
 
 async def durable_row(db: Database, grant: KeyGrant) -> KeyBudget | None:
     """The key's row as last committed (what hot state is seeded from)."""
     async with db.reads() as session:
-        return await session.scalar(select(KeyBudget).where(*_where(grant)))
+        return await session.scalar(select(KeyBudget).where(*where_key(grant)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +116,7 @@ async def revoke_in_database(
 ) -> None:
     """Mark an event id revoked, whether or not a key carrying it was used yet."""
     async with db.transaction() as session:
-        statement = _insert(db)(KeyBudget).values(
+        statement = dialect_insert(db)(KeyBudget).values(
             tenant_id=tenant_id,
             event_id=event_id,
             budget=0,
@@ -136,58 +138,10 @@ async def book_settled(
     db: Database, session: AsyncSession, grant: KeyGrant, *, used: int, requests: int
 ) -> None:
     """Durable booking for stores that reserve elsewhere: count the requests and usage."""
-    statement = _insert(db)(KeyBudget).values(_new_row(grant, spent=used, requests=requests))
+    statement = dialect_insert(db)(KeyBudget).values(new_row(grant, spent=used, requests=requests))
     await session.execute(
         statement.on_conflict_do_update(
             index_elements=[KeyBudget.tenant_id, KeyBudget.event_id],
             set_={"spent": KeyBudget.spent + used, "requests": KeyBudget.requests + requests},
         )
     )
-
-
-class SqlBudget:
-    """Budgets held in the database itself (no Redis configured)."""
-
-    books_reservations = True
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    async def _locked_row(self, session: AsyncSession, grant: KeyGrant) -> KeyBudget:
-        query = select(KeyBudget).where(*_where(grant)).with_for_update()
-        row = await session.scalar(query)
-        if row is None:
-            insert = _insert(self._db)(KeyBudget).values(_new_row(grant))
-            await session.execute(insert.on_conflict_do_nothing())
-            row = await session.scalar(query)
-        assert row is not None
-        return row
-
-    async def reserve(
-        self, grant: KeyGrant, *, prompt_estimate: int, requested_cap: int | None, choices: int
-    ) -> Reservation:
-        async with self._db.transaction() as session:
-            row = await self._locked_row(session, grant)
-            return reserve_or_refuse(
-                row,
-                grant,
-                prompt_estimate=prompt_estimate,
-                requested_cap=requested_cap,
-                choices=choices,
-            )
-
-    async def book(
-        self, session: AsyncSession, grant: KeyGrant, *, reserved: int, used: int, requests: int
-    ) -> None:
-        # ``requests`` were counted when reserved.
-        await session.execute(
-            update(KeyBudget)
-            .where(*_where(grant))
-            .values(reserved=KeyBudget.reserved - reserved, spent=KeyBudget.spent + used)
-        )
-
-    async def release(self, grant: KeyGrant, reservation: Reservation, used: int) -> None:
-        return None  # booked in the settlement transaction already
-
-    async def revoke_event(self, tenant_id: str, event_id: str, keep_until: datetime) -> None:
-        await revoke_in_database(self._db, tenant_id, event_id, keep_until)

@@ -2,7 +2,7 @@
 
 Each dynamic key (tenant + event id) is a Redis hash ``{budget, spent, reserved,
 requests, revoked}``. Reservation and release are single Lua scripts (mirroring
-:func:`dynaseal.gateway.budget_rules.decide`), so they are atomic across every replica.
+:func:`.rules.decide`), so they are atomic across every replica.
 The database stays the durable record: a key Redis does not know (first use, or Redis
 restarted empty) is seeded from its database row, so a Redis restart loses at most the
 reservations in flight, never what was spent.
@@ -17,8 +17,8 @@ from datetime import datetime
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dynaseal.gateway import budget
-from dynaseal.gateway.budget_rules import Refusal, Reservation, refused
+from dynaseal.gateway.budget import store
+from dynaseal.gateway.budget.rules import Refusal, Reservation, refused
 from dynaseal.gateway.shared_state import fail_closed, shared_state_unavailable
 from dynaseal.keys import KeyGrant
 from dynaseal.storage import Database
@@ -120,7 +120,7 @@ class RedisBudget:
         return Reservation(amount=value, completion_cap=code, prompt_estimate=prompt_estimate)
 
     async def _seed_from_database(self, grant: KeyGrant) -> None:
-        state = await budget.durable_state(self._db, grant)
+        state = await store.durable_state(self._db, grant)
         expires = int(max(grant.expires_at, time.time())) + _EXPIRY_MARGIN_SECONDS
         await self._seed(
             keys=[budget_key(grant.tenant_id, grant.event_id)],
@@ -130,7 +130,7 @@ class RedisBudget:
     async def book(
         self, session: AsyncSession, grant: KeyGrant, *, reserved: int, used: int, requests: int
     ) -> None:
-        await budget.book_settled(self._db, session, grant, used=used, requests=requests)
+        await store.book_settled(self._db, session, grant, used=used, requests=requests)
 
     async def release(self, grant: KeyGrant, reservation: Reservation, used: int) -> None:
         try:
@@ -141,6 +141,6 @@ class RedisBudget:
             log.error("could not release the reservation of %s in Redis: %s", grant.event_id, exc)
 
     async def revoke_event(self, tenant_id: str, event_id: str, keep_until: datetime) -> None:
-        await budget.revoke_in_database(self._db, tenant_id, event_id, keep_until)
+        await store.revoke_in_database(self._db, tenant_id, event_id, keep_until)
         with fail_closed():
             await self._revoke(keys=[budget_key(tenant_id, event_id)], args=[])

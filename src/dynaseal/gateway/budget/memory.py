@@ -1,10 +1,11 @@
 """Key budgets in the gateway's own memory: the fast path of a single gateway process.
 
-The rules are :func:`~dynaseal.gateway.budget_rules.decide`'s, applied without an await
+The rules are :func:`.rules.decide`'s, applied without an await
 between reading and updating a key's state, so they are atomic within the process. A
 key's state starts from its database row (first use, or after a restart), which the
 ledger writer keeps current — the database stays the durable record. Only correct when
-this process is the one gateway using the database: :mod:`.exclusive` makes sure of it.
+this process is the one gateway using the database: :mod:`dynaseal.gateway.exclusive`
+makes sure of it.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dynaseal.gateway import budget
-from dynaseal.gateway.budget_rules import Reservation, reserve_or_refuse
+from dynaseal.gateway.budget import store
+from dynaseal.gateway.budget.rules import Reservation, reserve_or_refuse
 from dynaseal.keys import KeyGrant
 from dynaseal.storage import Database
 
@@ -54,7 +55,7 @@ class MemoryBudget:
         future: asyncio.Future[_KeyState] = asyncio.get_running_loop().create_future()
         self._loading[key] = future
         try:
-            durable = await budget.durable_state(self._db, grant)
+            durable = await store.durable_state(self._db, grant)
             state = _KeyState(
                 durable.budget,
                 durable.spent,
@@ -95,7 +96,7 @@ class MemoryBudget:
     async def book(
         self, session: AsyncSession, grant: KeyGrant, *, reserved: int, used: int, requests: int
     ) -> None:
-        await budget.book_settled(self._db, session, grant, used=used, requests=requests)
+        await store.book_settled(self._db, session, grant, used=used, requests=requests)
 
     async def release(self, grant: KeyGrant, reservation: Reservation, used: int) -> None:
         state = self._keys.get((grant.tenant_id, grant.event_id))
@@ -104,7 +105,7 @@ class MemoryBudget:
             state.spent += used
 
     async def revoke_event(self, tenant_id: str, event_id: str, keep_until: datetime) -> None:
-        await budget.revoke_in_database(self._db, tenant_id, event_id, keep_until)
+        await store.revoke_in_database(self._db, tenant_id, event_id, keep_until)
         state = self._keys.get((tenant_id, event_id))
         if state is not None:
             state.revoked = True

@@ -1,7 +1,8 @@
 """The budget rules, stated once: what a request may reserve from what is left.
 
-Both stores apply them — :mod:`.budget` inside a database transaction, and
-:mod:`.redis_budget` in Lua (the script mirrors :func:`decide` line for line).
+Every store applies them — :mod:`.database` inside a database transaction,
+:mod:`.memory` without an await in between, and :mod:`.redis` in Lua (the script mirrors
+:func:`decide` line for line; ``tests/test_budget_rules.py`` holds it to that).
 """
 
 from __future__ import annotations

@@ -1,27 +1,18 @@
-"""Settlement: book what a request really used, in one transaction with its ledger row
-and its callback in the outbox — so usage is never counted without being reported, nor
-reported without being counted. :mod:`.ledger_writer` runs these transactions, several
-requests per transaction under load (group commit)."""
+"""Measuring a request that ended: what it used (the upstream's count or our estimate),
+how long it took, and the usage callback its tenant is sent. No I/O: :mod:`.ledger`
+writes the result."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from dynaseal.gateway import outbox
-from dynaseal.gateway.admission import Admission
-from dynaseal.gateway.budget import BudgetStore
-from dynaseal.gateway.token_estimate import estimate_text_tokens
-from dynaseal.gateway.transcript import Transcript
-from dynaseal.storage.gateway_models import CallbackDelivery, Tenant, UsageRecord
+from dynaseal.gateway.admission.gatekeeper import Admission
+from dynaseal.gateway.relay.token_estimate import estimate_text_tokens
+from dynaseal.gateway.relay.transcript import Transcript
 
 log = logging.getLogger("dynaseal.gateway")
 
@@ -154,88 +145,3 @@ def finish(admission: Admission, transcript: Transcript, status: Status) -> Sett
         )
     timing = Timing(admission.started_at, time.time(), transcript.first_token_at)
     return Settled(admission, transcript, status, usage, timing)
-
-
-def _ledger_row(settled: Settled) -> dict[str, Any]:
-    admission, usage, timing = settled.admission, settled.usage, settled.timing
-    grant = admission.grant
-    return {
-        "request_id": admission.request_id,
-        "tenant_id": grant.tenant_id,
-        "event_id": grant.event_id,
-        "sub": grant.sub,
-        "model": admission.model,
-        "stream": admission.stream,
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-        "usage_source": usage.source,
-        "status": settled.status,
-        "started_at": datetime.fromtimestamp(timing.started_at, UTC),
-        "ended_at": datetime.fromtimestamp(timing.ended_at, UTC),
-        "latency_ms": timing.latency_ms,
-        "time_to_first_token_ms": timing.time_to_first_token_ms,
-    }
-
-
-async def record(session: AsyncSession, budget: BudgetStore, batch: Sequence[Settled]) -> int:
-    """Write a batch of finished requests in the caller's transaction: the keys' budgets,
-    the tenants' totals, one ledger row and one callback (if the tenant has a URL) each.
-    Returns how many callbacks were queued."""
-    per_key: dict[tuple[str, str], list[Settled]] = defaultdict(list)
-    per_tenant: dict[str, int] = defaultdict(int)
-    for settled in batch:
-        grant = settled.admission.grant
-        per_key[(grant.tenant_id, grant.event_id)].append(settled)
-        per_tenant[grant.tenant_id] += settled.used
-    for key_batch in per_key.values():
-        await budget.book(
-            session,
-            key_batch[0].admission.grant,
-            reserved=sum(s.admission.reservation.amount for s in key_batch),
-            used=sum(s.used for s in key_batch),
-            requests=len(key_batch),
-        )
-    for tenant_id, used in per_tenant.items():
-        await session.execute(
-            update(Tenant)
-            .where(Tenant.id == tenant_id)
-            .values(total_tokens=Tenant.total_tokens + used)
-        )
-    await session.execute(insert(UsageRecord), [_ledger_row(s) for s in batch])
-    tenants = {
-        row.id: row
-        for row in await session.execute(
-            select(
-                Tenant.id,
-                Tenant.callback_url,
-                Tenant.callback_include_content,
-                Tenant.callback_include_prompt,
-                Tenant.callback_disabled_at,
-            ).where(Tenant.id.in_(per_tenant))
-        )
-    }
-    deliveries = []
-    for settled in batch:
-        tenant = tenants.get(settled.admission.grant.tenant_id)
-        if tenant is None or not tenant.callback_url:
-            continue
-        privacy = CallbackPrivacy(tenant.callback_include_content, tenant.callback_include_prompt)
-        delivery = outbox.new_delivery(
-            tenant_id=tenant.id,
-            url=tenant.callback_url,
-            payload=callback_payload(
-                settled.admission,
-                settled.transcript,
-                settled.usage,
-                settled.status,
-                settled.timing,
-                privacy,
-            ),
-            request_id=settled.admission.request_id,
-            disabled=tenant.callback_disabled_at is not None,
-        )
-        deliveries.append(delivery)
-    if deliveries:
-        await session.execute(insert(CallbackDelivery), deliveries)
-    return len(deliveries)

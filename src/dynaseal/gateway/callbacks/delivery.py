@@ -25,8 +25,12 @@ from typing import Any
 import aiohttp
 from sqlalchemy import insert, or_, select, update
 
-from dynaseal.gateway import outbox, webhook_secrets
-from dynaseal.gateway.callback_url import CallbackPolicy, CallbackURLRefused, check_callback_url
+from dynaseal.gateway.callbacks import outbox, webhook_secrets
+from dynaseal.gateway.callbacks.url_policy import (
+    CallbackPolicy,
+    CallbackURLRefused,
+    check_callback_url,
+)
 from dynaseal.gateway.secrets_box import SecretsBox
 from dynaseal.storage import Database
 from dynaseal.storage.gateway_models import CallbackAttempt, CallbackDelivery, Tenant

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from dynaseal.gateway import sse
+from dynaseal.gateway.relay import sse
 
 
 @dataclass(slots=True)

@@ -16,12 +16,13 @@ import orjson
 from starlette.responses import Response, StreamingResponse
 
 from dynaseal.core.errors import APIError, error_body
-from dynaseal.gateway import chat_request, sse
-from dynaseal.gateway.admission import Admission
+from dynaseal.gateway.admission import chat_request
+from dynaseal.gateway.admission.gatekeeper import Admission
 from dynaseal.gateway.errors import upstream_unavailable
-from dynaseal.gateway.settlement import Status
-from dynaseal.gateway.transcript import Transcript
-from dynaseal.gateway.upstream import Upstream, UpstreamError, UpstreamReply
+from dynaseal.gateway.relay import sse
+from dynaseal.gateway.relay.transcript import Transcript
+from dynaseal.gateway.relay.upstream import Upstream, UpstreamError, UpstreamReply
+from dynaseal.gateway.settlement.measure import Status
 
 log = logging.getLogger("dynaseal.gateway")
 

@@ -9,14 +9,15 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from dynaseal.gateway import chat_request
-from dynaseal.gateway.budget import BudgetStore
-from dynaseal.gateway.budget_rules import Reservation
+from dynaseal.gateway.admission import chat_request
+from dynaseal.gateway.admission.key_ring import KeyRing, TenantKeys
+from dynaseal.gateway.admission.limiters import RateLimiter
+from dynaseal.gateway.admission.rate_limits import Scope, Verdict, scopes_for
+from dynaseal.gateway.budget.rules import Reservation
+from dynaseal.gateway.budget.store import BudgetStore
 from dynaseal.gateway.errors import invalid_key, model_not_allowed
-from dynaseal.gateway.key_ring import KeyRing, TenantKeys
-from dynaseal.gateway.rate_limits import RateLimiter, Scope, Verdict, scopes_for
+from dynaseal.gateway.relay.token_estimate import estimate_prompt_tokens
 from dynaseal.gateway.settings import GatewaySettings
-from dynaseal.gateway.token_estimate import estimate_prompt_tokens
 from dynaseal.keys import InvalidKey, KeyGrant, peek_key, verify_key
 
 log = logging.getLogger("dynaseal.gateway")

@@ -1,0 +1,68 @@
+"""Budgets held in the database itself: the store when neither Redis nor the in-memory
+path applies.
+
+Admission reserves inside one transaction holding the budget row (``SELECT ... FOR
+UPDATE`` on PostgreSQL, the single writer on SQLite), so concurrent requests with one
+key, across processes sharing the database, never reserve more than the budget.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dynaseal.gateway.budget.rules import Reservation, reserve_or_refuse
+from dynaseal.gateway.budget.store import dialect_insert, new_row, revoke_in_database, where_key
+from dynaseal.keys import KeyGrant
+from dynaseal.storage import Database
+from dynaseal.storage.gateway_models import KeyBudget
+
+
+class SqlBudget:
+    """Budgets held in the database itself (no Redis configured)."""
+
+    books_reservations = True
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def _locked_row(self, session: AsyncSession, grant: KeyGrant) -> KeyBudget:
+        query = select(KeyBudget).where(*where_key(grant)).with_for_update()
+        row = await session.scalar(query)
+        if row is None:
+            insert = dialect_insert(self._db)(KeyBudget).values(new_row(grant))
+            await session.execute(insert.on_conflict_do_nothing())
+            row = await session.scalar(query)
+        assert row is not None
+        return row
+
+    async def reserve(
+        self, grant: KeyGrant, *, prompt_estimate: int, requested_cap: int | None, choices: int
+    ) -> Reservation:
+        async with self._db.transaction() as session:
+            row = await self._locked_row(session, grant)
+            return reserve_or_refuse(
+                row,
+                grant,
+                prompt_estimate=prompt_estimate,
+                requested_cap=requested_cap,
+                choices=choices,
+            )
+
+    async def book(
+        self, session: AsyncSession, grant: KeyGrant, *, reserved: int, used: int, requests: int
+    ) -> None:
+        # ``requests`` were counted when reserved.
+        await session.execute(
+            update(KeyBudget)
+            .where(*where_key(grant))
+            .values(reserved=KeyBudget.reserved - reserved, spent=KeyBudget.spent + used)
+        )
+
+    async def release(self, grant: KeyGrant, reservation: Reservation, used: int) -> None:
+        return None  # booked in the settlement transaction already
+
+    async def revoke_event(self, tenant_id: str, event_id: str, keep_until: datetime) -> None:
+        await revoke_in_database(self._db, tenant_id, event_id, keep_until)
