@@ -1,8 +1,8 @@
-"""Everything a gateway process holds for its lifetime, built once at start-up."""
+"""Everything a gateway process holds for its lifetime, built once at start-up: the
+wiring of the parts, and their start and stop. No request logic lives here."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -11,7 +11,7 @@ from dynaseal.core.login_throttle import LoginThrottle
 from dynaseal.core.session_tokens import SessionTokens
 from dynaseal.core.settings import ConfigError
 from dynaseal.gateway import shared_state
-from dynaseal.gateway.admission.gatekeeper import Admission, Gatekeeper
+from dynaseal.gateway.admission.gatekeeper import Gatekeeper
 from dynaseal.gateway.admission.key_ring import KeyRing
 from dynaseal.gateway.admission.limiters import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from dynaseal.gateway.budget.database import SqlBudget
@@ -22,15 +22,12 @@ from dynaseal.gateway.callbacks.delivery import DeliveryWorker
 from dynaseal.gateway.callbacks.url_policy import CallbackPolicy
 from dynaseal.gateway.exclusive import ExclusiveUse
 from dynaseal.gateway.relay.offline import OfflineUpstream
-from dynaseal.gateway.relay.transcript import Transcript
 from dynaseal.gateway.relay.upstream import HttpUpstream, Upstream
 from dynaseal.gateway.secrets_box import SecretsBox
 from dynaseal.gateway.settings import GatewaySettings
-from dynaseal.gateway.settlement import measure
+from dynaseal.gateway.settlement.settler import Settler
 from dynaseal.gateway.settlement.writer import LedgerWriter
 from dynaseal.storage import Database
-
-log = logging.getLogger("dynaseal.gateway")
 
 SESSION_AUDIENCE = "dynaseal-gateway-session"
 
@@ -73,7 +70,9 @@ class GatewayServices:
     redis: Redis | None
     box: SecretsBox
     key_ring: KeyRing
+    budget: BudgetStore
     gatekeeper: Gatekeeper
+    settler: Settler
     upstream: Upstream
     delivery: DeliveryWorker
     sessions: SessionTokens
@@ -91,16 +90,24 @@ class GatewayServices:
         key_ring = KeyRing(db, box, settings.key_cache_seconds)
         redis = shared_state.connect(settings.redis_url) if settings.redis_url else None
         budget, limiter, exclusive = _stores(settings, db, redis)
+        policy = CallbackPolicy(
+            allow_loopback=allow_loopback or settings.allow_loopback_callbacks,
+            allow_private=settings.allow_private_callbacks,
+        )
         delivery = DeliveryWorker(
             db,
             box,
-            policy := CallbackPolicy(
-                allow_loopback=allow_loopback or settings.allow_loopback_callbacks,
-                allow_private=settings.allow_private_callbacks,
-            ),
+            policy,
             timeout=settings.callback_timeout_seconds,
             retry_schedule=settings.callback_retry_schedule_seconds,
             gather_seconds=settings.callback_gather_seconds,
+        )
+        ledger = LedgerWriter(
+            db,
+            budget,
+            delivery,
+            # Nobody awaits the write unless the store books reservations: let them gather.
+            gather_seconds=0.0 if budget.books_reservations else settings.ledger_gather_seconds,
         )
         return cls(
             settings=settings,
@@ -108,18 +115,15 @@ class GatewayServices:
             redis=redis,
             box=box,
             key_ring=key_ring,
+            budget=budget,
             gatekeeper=Gatekeeper(settings, key_ring, budget, limiter),
+            settler=Settler(budget, limiter, ledger),
             upstream=_upstream(settings),
             delivery=delivery,
             sessions=SessionTokens.for_service(settings, SESSION_AUDIENCE),
             login_throttle=LoginThrottle.for_service(settings),
             callback_policy=policy,
-            ledger=LedgerWriter(
-                db,
-                budget,
-                lambda queued: queued and delivery.notify(),
-                gather_seconds=0.0 if budget.books_reservations else settings.ledger_gather_seconds,
-            ),
+            ledger=ledger,
             exclusive=exclusive,
         )
 
@@ -129,20 +133,6 @@ class GatewayServices:
             self.exclusive.acquire()
         self.ledger.start()
         self.delivery.start()
-
-    async def settle(self, admission: Admission, transcript: Transcript, status: str) -> None:
-        """A request ended: free its reservation, count its tokens, record it durably."""
-        settled = measure.finish(admission, transcript, status)  # type: ignore[arg-type]
-        budget = self.gatekeeper.budget
-        await budget.release(admission.grant, admission.reservation, settled.used)
-        if admission.rate_scopes:
-            try:
-                await self.gatekeeper.limiter.add_tokens(admission.rate_scopes, settled.used)
-            except Exception as exc:  # the ledger has the usage; only the limit is lenient
-                log.warning("could not count %d tokens against rate limits: %s", settled.used, exc)
-        written = self.ledger.submit(settled)
-        if budget.books_reservations:
-            await written  # the next request with this key must see the booking
 
     async def aclose(self) -> None:
         await self.ledger.close(self.settings.shutdown_timeout_seconds)

@@ -71,8 +71,8 @@ class Gatekeeper:
     ) -> None:
         self._settings = settings
         self._key_ring = key_ring
-        self.budget = budget
-        self.limiter = limiter
+        self._budget = budget
+        self._limiter = limiter
         # token -> (the tenant keys it was verified against, its grant). A device reuses
         # its key for many requests; re-checking the signature each time is wasted work.
         self._verified: dict[str, tuple[TenantKeys, KeyGrant]] = {}
@@ -134,10 +134,10 @@ class Gatekeeper:
         scopes = scopes_for(grant, self._settings.rate_limits(tenant_keys.rate_limits))
         verdict = None
         if scopes:
-            verdict = await self.limiter.admit(scopes)
+            verdict = await self._limiter.admit(scopes)
             if verdict.refused is not None:
                 raise verdict.error()
-        reservation = await self.budget.reserve(
+        reservation = await self._budget.reserve(
             grant,
             prompt_estimate=estimate_prompt_tokens(body),
             requested_cap=chat_request.requested_cap(body),

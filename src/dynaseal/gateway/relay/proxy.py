@@ -8,7 +8,7 @@ happens — finished, upstream failure, device gone — the request is settled e
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -23,10 +23,10 @@ from dynaseal.gateway.relay import sse
 from dynaseal.gateway.relay.transcript import Transcript
 from dynaseal.gateway.relay.upstream import Upstream, UpstreamError, UpstreamReply
 from dynaseal.gateway.settlement.measure import Status
+from dynaseal.gateway.settlement.settler import Settler
 
 log = logging.getLogger("dynaseal.gateway")
 
-Settle = Callable[[Admission, Transcript, Status], Awaitable[None]]
 _JSON = "application/json"
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
@@ -48,39 +48,39 @@ def _error_reply(status_code: int, raw: bytes) -> Response:
     ).response()
 
 
-async def _open(upstream: Upstream, admission: Admission, settle: Settle) -> UpstreamReply:
+async def _open(upstream: Upstream, admission: Admission, settler: Settler) -> UpstreamReply:
     try:
         return await upstream.send(admission.upstream_body)
     except UpstreamError as exc:
         log.warning("upstream unreachable for %s: %s", admission.request_id, exc)
         transcript = Transcript(error=str(exc))
-        await settle(admission, transcript, "failed")
+        await settler.settle(admission, transcript, "failed")
         raise upstream_unavailable() from None
 
 
-async def complete(upstream: Upstream, admission: Admission, settle: Settle) -> Response:
+async def complete(upstream: Upstream, admission: Admission, settler: Settler) -> Response:
     """A non-streaming completion: forward, read the answer, settle, answer."""
-    reply = await _open(upstream, admission, settle)
+    reply = await _open(upstream, admission, settler)
     transcript = Transcript()
     try:
         raw = await reply.aread()
     except UpstreamError as exc:
         transcript.error = str(exc)
-        await settle(admission, transcript, "failed")
+        await settler.settle(admission, transcript, "failed")
         raise upstream_unavailable("The upstream broke off its answer.") from None
     finally:
         await reply.aclose()
     transcript.read_completion(raw)
     if reply.status_code != 200:
-        await settle(admission, transcript, "failed")
+        await settler.settle(admission, transcript, "failed")
         return _error_reply(reply.status_code, raw)
-    await settle(admission, transcript, "completed")
+    await settler.settle(admission, transcript, "completed")
     return Response(raw, media_type=_JSON)
 
 
-async def stream(upstream: Upstream, admission: Admission, settle: Settle) -> Response:
+async def stream(upstream: Upstream, admission: Admission, settler: Settler) -> Response:
     """A streaming completion: errors before the first byte get a normal error answer."""
-    reply = await _open(upstream, admission, settle)
+    reply = await _open(upstream, admission, settler)
     if reply.status_code != 200:
         transcript = Transcript()
         try:
@@ -90,10 +90,10 @@ async def stream(upstream: Upstream, admission: Admission, settle: Settle) -> Re
         finally:
             await reply.aclose()
         transcript.read_completion(raw)
-        await settle(admission, transcript, "failed")
+        await settler.settle(admission, transcript, "failed")
         return _error_reply(reply.status_code, raw)
     return _RelayResponse(
-        _relay(reply, admission, settle), media_type="text/event-stream", headers=_SSE_HEADERS
+        _relay(reply, admission, settler), media_type="text/event-stream", headers=_SSE_HEADERS
     )
 
 
@@ -110,7 +110,7 @@ class _RelayResponse(StreamingResponse):
 
 
 async def _relay(
-    reply: UpstreamReply, admission: Admission, settle: Settle
+    reply: UpstreamReply, admission: Admission, settler: Settler
 ) -> AsyncIterator[bytes]:
     """Relay events; the request is settled before the device sees ``[DONE]``, so the next
     request with the same key already finds the budget booked."""
@@ -124,7 +124,7 @@ async def _relay(
             settled = True
             with anyio.CancelScope(shield=True):  # the device may be gone: book regardless
                 await reply.aclose()
-                await settle(admission, transcript, status)
+                await settler.settle(admission, transcript, status)
 
     try:
         try:

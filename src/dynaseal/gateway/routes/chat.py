@@ -45,7 +45,7 @@ async def chat_completions(request: Request) -> Response:
     raw = await _read_body(request, services.settings.max_request_bytes)
     admission = await services.gatekeeper.admit(request.headers.get("authorization"), raw)
     relay = proxy.stream if admission.stream else proxy.complete
-    response = await relay(services.upstream, admission, services.settle)
+    response = await relay(services.upstream, admission, services.settler)
     response.headers.update(admission.response_headers())
     return response
 

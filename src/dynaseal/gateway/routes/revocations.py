@@ -43,7 +43,7 @@ async def revoke(
     settings = services.settings
     if body.event_id is not None:
         keep_until = utcnow() + timedelta(seconds=settings.key_max_lifetime_seconds)
-        await services.gatekeeper.budget.revoke_event(tenant.id, body.event_id, keep_until)
+        await services.budget.revoke_event(tenant.id, body.event_id, keep_until)
         return RevocationOut(event_id=body.event_id)
     cutoff = body.minted_before or utcnow()
     if cutoff.tzinfo is None:

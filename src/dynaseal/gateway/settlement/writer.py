@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from typing import Protocol
 
 from sqlalchemy.exc import IntegrityError
 
@@ -30,12 +30,19 @@ _MAX_BATCH = 50
 _RETRY_SECONDS = 1.0
 
 
+class OutboxWatcher(Protocol):
+    """Who sends the callbacks a batch queued (the delivery worker)."""
+
+    def notify(self) -> None:
+        """Rows are due in the outbox: look now rather than at the next poll."""
+
+
 class LedgerWriter:
     def __init__(
         self,
         db: Database,
         budget: BudgetStore,
-        on_written: Callable[[int], None],
+        outbox_watcher: OutboxWatcher,
         *,
         gather_seconds: float = 0.0,
         max_backlog: int = 10_000,
@@ -45,7 +52,7 @@ class LedgerWriter:
         # How long to let requests gather before writing, when nobody awaits the write.
         self._gather_seconds = gather_seconds
         self._budget = budget
-        self._on_written = on_written  # told how many callbacks were queued
+        self._outbox_watcher = outbox_watcher
         self._pending: list[tuple[Settled, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -117,7 +124,8 @@ class LedgerWriter:
             for _, future in batch:
                 if not future.done():
                     future.set_result(None)
-            self._on_written(queued)
+            if queued:
+                self._outbox_watcher.notify()
             return
 
 

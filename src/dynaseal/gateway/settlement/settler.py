@@ -1,0 +1,41 @@
+"""The one place a request is settled, whatever ended it.
+
+The proxy calls :meth:`Settler.settle` exactly once per admitted request. Settling frees
+the request's reservation for what it really used, counts those tokens against its rate
+limits, and hands it to the ledger writer, which books it durably with its callback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from dynaseal.gateway.admission.gatekeeper import Admission
+from dynaseal.gateway.admission.limiters import RateLimiter
+from dynaseal.gateway.budget.store import BudgetStore
+from dynaseal.gateway.relay.transcript import Transcript
+from dynaseal.gateway.settlement.measure import Status, finish
+from dynaseal.gateway.settlement.writer import LedgerWriter
+
+log = logging.getLogger("dynaseal.gateway")
+
+
+class Settler:
+    """Settles the requests of one gateway process, with the stores that admitted them."""
+
+    def __init__(self, budget: BudgetStore, limiter: RateLimiter, ledger: LedgerWriter) -> None:
+        self._budget = budget
+        self._limiter = limiter
+        self._ledger = ledger
+
+    async def settle(self, admission: Admission, transcript: Transcript, status: Status) -> None:
+        """A request ended: free its reservation, count its tokens, record it durably."""
+        settled = finish(admission, transcript, status)
+        await self._budget.release(admission.grant, admission.reservation, settled.used)
+        if admission.rate_scopes:
+            try:
+                await self._limiter.add_tokens(admission.rate_scopes, settled.used)
+            except Exception as exc:  # the ledger has the usage; only the limit is lenient
+                log.warning("could not count %d tokens against rate limits: %s", settled.used, exc)
+        written = self._ledger.submit(settled)
+        if self._budget.books_reservations:
+            await written  # the next request with this key must see the booking
