@@ -19,7 +19,7 @@ from dynaseal.core.original_demo import (
     DEMO_TENANT_USERNAME,
     DEMO_WEBHOOK_SECRET,
 )
-from dynaseal.gateway.callbacks.delivery import DEFAULT_RETRY_SCHEDULE, retry_after_seconds
+from dynaseal.gateway.callbacks.retry import DEFAULT_RETRY_SCHEDULE, retry_after_seconds
 from support.callbacks import CallbackSink
 from support.servers import ServerThread
 from support.tenants import TenantHandle, create_tenant, login

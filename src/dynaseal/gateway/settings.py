@@ -17,7 +17,7 @@ from pydantic import (
 
 from dynaseal.core.settings import ServiceSettings
 from dynaseal.gateway.admission.rate_limits import LIMIT_NAMES
-from dynaseal.gateway.callbacks.delivery import DEFAULT_RETRY_SCHEDULE
+from dynaseal.gateway.callbacks.retry import DEFAULT_RETRY_SCHEDULE
 from dynaseal.keys import DEFAULT_AUDIENCE
 
 

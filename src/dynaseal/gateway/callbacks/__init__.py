@@ -1,7 +1,9 @@
 """Usage callbacks: the outbox and its delivery to the tenants' backends.
 
-* :mod:`.outbox`          - the outbox rows: queue, list, re-send
-* :mod:`.delivery`        - sending what is due: claim, sign, POST, record, retry
+* :mod:`.outbox`          - the outbox rows: queue, list, claim, record, re-send
+* :mod:`.delivery`        - the background loop that sends what is due
+* :mod:`.sender`          - one signed HTTP POST of one callback
+* :mod:`.retry`           - what an attempt's outcome means for the row (pure)
 * :mod:`.url_policy`      - which callback URLs the gateway may call
 * :mod:`.webhook_secrets` - the tenants' Standard Webhooks signing secrets
 """

@@ -1,17 +1,28 @@
-"""The callback outbox as tenants and settlement see it: queue a callback, list and show
-deliveries with their attempts, re-send one. Sending is :mod:`.delivery`'s job."""
+"""The callback outbox: every query on its rows. Settlement and tenants queue callbacks,
+list and show deliveries with their attempts and re-send one; the delivery loop
+(:mod:`.delivery`) claims the due rows and records each attempt.
+
+A claim expires, so a crashed worker's rows are picked up again; ``SKIP LOCKED`` on
+PostgreSQL keeps two workers off the same row. Rows live in the database, so what is
+pending when a gateway stops is sent by the next one to start."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dynaseal.core.errors import APIError
+from dynaseal.gateway.callbacks import webhook_secrets
+from dynaseal.gateway.callbacks.retry import AttemptResult, Outcome, Step
+from dynaseal.gateway.secrets_box import SecretsBox
+from dynaseal.storage import Database
 from dynaseal.storage.gateway_models import CallbackAttempt, CallbackDelivery, Tenant
 from dynaseal.storage.types import utcnow
 
@@ -107,3 +118,102 @@ async def enable_endpoint(session: AsyncSession, tenant: Tenant, url: str | None
         .where(CallbackDelivery.tenant_id == tenant.id, CallbackDelivery.status == "disabled")
         .values(status="pending", url=url, attempts=0, next_attempt_at=utcnow(), last_error=None)
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A due callback, claimed for one attempt, with what signing it takes."""
+
+    id: str
+    tenant_id: str
+    url: str
+    payload: str
+    attempts: int
+    secrets: list[str]
+
+
+async def claim_due(
+    db: Database, box: SecretsBox, *, claim_for: timedelta, limit: int
+) -> list[Claimed]:
+    """Claim up to ``limit`` due rows, oldest due first, for ``claim_for``."""
+    now = datetime.now(UTC)
+    async with db.transaction() as session:
+        rows = list(
+            await session.scalars(
+                select(CallbackDelivery)
+                .where(
+                    CallbackDelivery.status == "pending",
+                    CallbackDelivery.next_attempt_at <= now,
+                    or_(
+                        CallbackDelivery.claimed_until.is_(None),
+                        CallbackDelivery.claimed_until < now,
+                    ),
+                )
+                .order_by(CallbackDelivery.next_attempt_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        if not rows:
+            return []
+        tenant_ids = {r.tenant_id for r in rows}
+        tenants = await session.scalars(select(Tenant).where(Tenant.id.in_(tenant_ids)))
+        secrets = {t.id: webhook_secrets.signing_secrets(t, box, now) for t in tenants}
+        for row in rows:
+            row.claimed_until = now + claim_for
+        return [
+            Claimed(r.id, r.tenant_id, r.url, r.payload, r.attempts, secrets.get(r.tenant_id, []))
+            for r in rows
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One finished attempt at a claimed row, and what becomes of the row."""
+
+    delivery: Claimed
+    attempted_at: datetime
+    result: AttemptResult
+    step: Step
+
+    @property
+    def number(self) -> int:
+        return self.delivery.attempts + 1
+
+
+def _row_update(attempt: Attempt, now: datetime) -> dict[str, Any]:
+    step = attempt.step
+    retry_at = now if step.retry_in is None else now + timedelta(seconds=step.retry_in)
+    return {
+        "id": attempt.delivery.id,
+        "attempts": attempt.number,
+        "claimed_until": None,
+        "status": step.status,
+        "delivered_at": now if step.status == "delivered" else None,
+        "next_attempt_at": retry_at,
+        "last_error": step.last_error,
+    }
+
+
+async def record_attempts(db: Database, attempts: Sequence[Attempt]) -> None:
+    """Log every attempt, release the rows to their new state, and disable the endpoints
+    that answered 410 Gone: one transaction."""
+    now = datetime.now(UTC)
+    log_rows = [
+        {
+            "delivery_id": a.delivery.id,
+            "attempt": a.number,
+            "attempted_at": a.attempted_at,
+            "url": a.delivery.url,
+            "status_code": a.result.status_code,
+            "error": a.result.error,
+            "duration_ms": a.result.duration_ms,
+        }
+        for a in attempts
+    ]
+    gone = {a.delivery.tenant_id for a in attempts if a.result.outcome is Outcome.GONE}
+    async with db.transaction() as session:
+        await session.execute(insert(CallbackAttempt), log_rows)
+        await session.execute(update(CallbackDelivery), [_row_update(a, now) for a in attempts])
+        for tenant_id in gone:
+            await disable_endpoint(session, tenant_id)

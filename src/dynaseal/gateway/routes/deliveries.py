@@ -13,12 +13,11 @@ from pydantic import BaseModel, Field
 
 from dynaseal.core.errors import APIError
 from dynaseal.gateway.callbacks import outbox, webhook_secrets
+from dynaseal.gateway.callbacks.retry import DeliveryStatus
 from dynaseal.gateway.deps import CurrentTenant, Services
 from dynaseal.storage.gateway_models import CallbackAttempt, CallbackDelivery, Tenant
 
 router = APIRouter(tags=["usage callbacks"])
-
-DeliveryStatus = Literal["pending", "delivered", "failed", "disabled"]
 
 
 class AttemptOut(BaseModel):
