@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -19,23 +19,23 @@ _bearer = HTTPBearer(auto_error=False)
 
 
 def get_settings(request: Request) -> BackendSettings:
-    return request.app.state.settings
+    return cast(BackendSettings, request.app.state.settings)
 
 
 def get_db(request: Request) -> Database:
-    return request.app.state.db
+    return cast(Database, request.app.state.db)
 
 
 def get_tokens(request: Request) -> SessionTokens:
-    return request.app.state.tokens
+    return cast(SessionTokens, request.app.state.tokens)
 
 
 def get_throttle(request: Request) -> LoginThrottle:
-    return request.app.state.login_throttle
+    return cast(LoginThrottle, request.app.state.login_throttle)
 
 
 def get_verifier(request: Request) -> CallbackVerifier:
-    return request.app.state.callback_verifier
+    return cast(CallbackVerifier, request.app.state.callback_verifier)
 
 
 SettingsDep = Annotated[BackendSettings, Depends(get_settings)]

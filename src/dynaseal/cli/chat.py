@@ -84,7 +84,5 @@ def _ask(llm: openai.OpenAI, model: str, prompt: str, *, stream: bool) -> Any:
 
 
 def _message(exc: openai.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return body["message"]
-    return exc.message
+    message = exc.body.get("message") if isinstance(exc.body, dict) else None
+    return message if isinstance(message, str) else exc.message

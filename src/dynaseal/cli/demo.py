@@ -243,7 +243,8 @@ def _wait_for_callback(
             http.get(f"{backend_url}/v1/usage", params={"event_id": event_id}, headers=auth)
         )
         if listing["data"]:
-            return listing["data"][0]
+            found: dict[str, Any] = listing["data"][0]
+            return found
         if time.monotonic() > deadline:
             raise StepFailed(
                 f"no usage callback for event {event_id} within {CALLBACK_TIMEOUT_SECONDS:.0f} s"

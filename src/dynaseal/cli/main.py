@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import typer
 
 from dynaseal import __version__
@@ -10,6 +12,7 @@ from dynaseal.cli.chat import chat
 from dynaseal.cli.demo import demo
 from dynaseal.cli.schema import migrate_command
 from dynaseal.cli.services import backend, gateway
+from dynaseal.storage.migrations import Service
 
 app = typer.Typer(
     name="dynaseal",
@@ -19,7 +22,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command(no_args_is_help=False)(demo)
-for _name, _serve in (("gateway", gateway), ("backend", backend)):
+_SERVICES: dict[Service, Callable[..., None]] = {"gateway": gateway, "backend": backend}
+for _name, _serve in _SERVICES.items():
     # The service runs when no sub-command is given: `dynaseal gateway [options]`.
     _service = typer.Typer(rich_markup_mode="markdown")
     _service.callback(invoke_without_command=True)(_serve)

@@ -47,9 +47,10 @@ class Progress:
         number = f"[{self.done + 1}/{self.total}]"
         console.print(f"{escape(number)} {escape(title)} ...", end="\n" if streams else " ")
         current = Step()
+        failures: tuple[type[Exception], ...] = (StepFailed, *expected)
         try:
             yield current
-        except (StepFailed, *expected) as exc:
+        except failures as exc:
             console.print("[red]failed[/red]")
             raise DemoFailed(f"step {number} ({title}) failed: {exc}") from None
         self.done += 1

@@ -84,7 +84,8 @@ class AsyncDeviceClient:
                 while True:
                     call = flow.send(await self._send(call))
             except StopIteration as done:
-                return done.value
+                result: T = done.value
+                return result
 
     async def _send(self, call: Call) -> httpx.Response:
         try:

@@ -97,7 +97,8 @@ class DeviceClient:
                 while True:
                     call = flow.send(self._send(call))
             except StopIteration as done:
-                return done.value
+                result: T = done.value
+                return result
 
     def _send(self, call: Call) -> httpx.Response:
         try:

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from dynaseal import __version__
 from dynaseal.core.http import configure, include_everywhere
+from dynaseal.core.original_demo import DEMO_CALLBACK_URL
 from dynaseal.core.settings import load_settings
 from dynaseal.core.startup import wait_for
 from dynaseal.gateway import demo_data, health, tenants
@@ -44,7 +45,7 @@ def create_app(
                     )
             if demo:
                 await demo_data.load_demo_tenant(
-                    services.db, services.box, demo_data_callback_url or demo_data.DEMO_CALLBACK_URL
+                    services.db, services.box, demo_data_callback_url or DEMO_CALLBACK_URL
                 )
             services.start()
             # Start-up objects live as long as the process: keep the collector off them.

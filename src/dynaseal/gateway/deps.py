@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
@@ -17,7 +17,7 @@ _bearer = OAuth2PasswordBearer(tokenUrl="/v1/user/login", auto_error=False)
 
 
 def get_services(request: Request) -> GatewayServices:
-    return request.app.state.services  # type: ignore[no-any-return]
+    return cast(GatewayServices, request.app.state.services)
 
 
 Services = Annotated[GatewayServices, Depends(get_services)]

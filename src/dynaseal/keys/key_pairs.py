@@ -39,9 +39,10 @@ def generate_key_pair(algorithm: str = "EdDSA") -> KeyPair:
 
 
 def public_pem_of(public_key: Any) -> str:
-    return public_key.public_bytes(
+    pem: bytes = public_key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    )
+    return pem.decode()
 
 
 def load_public_key(algorithm: str, pem: str) -> Any:

@@ -160,7 +160,8 @@ def _known(script: ScriptDirectory, revision: str) -> bool:
 
 def _differences(connection: Connection, schema: ServiceSchema) -> list[Any]:
     context = MigrationContext.configure(connection, opts=schema.context_options())
-    return compare_metadata(context, schema.metadata)
+    differences: list[Any] = compare_metadata(context, schema.metadata)
+    return differences
 
 
 def _config(connection: Connection, schema: ServiceSchema) -> Config:

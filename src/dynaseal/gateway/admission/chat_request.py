@@ -16,7 +16,7 @@ _MAX_CHOICES = 16
 
 
 def _positive_int(body: dict[str, Any], name: str, maximum: int | None = None) -> int | None:
-    value = body.get(name)
+    value: object = body.get(name)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

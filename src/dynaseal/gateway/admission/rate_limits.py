@@ -91,8 +91,11 @@ class Verdict:
 def judge(scopes: Sequence[Scope], counts: Sequence[tuple[int, int]], reset: int) -> Verdict:
     """Apply the limits to the window's counts (requests, tokens) before this request."""
     refused: Scope | None = None
-    refused_on = None
-    request_limit = requests_left = token_limit = tokens_left = None
+    refused_on: str | None = None
+    request_limit: int | None = None
+    requests_left: int | None = None
+    token_limit: int | None = None
+    tokens_left: int | None = None
     for scope, (requests, tokens) in zip(scopes, counts, strict=True):
         if scope.rpm > 0:
             left = scope.rpm - requests

@@ -32,7 +32,7 @@ class SqlBudget:
         query = select(KeyBudget).where(*where_key(grant)).with_for_update()
         row = await session.scalar(query)
         if row is None:
-            insert = dialect_insert(self._db)(KeyBudget).values(new_row(grant))
+            insert = dialect_insert(self._db, KeyBudget).values(new_row(grant))
             await session.execute(insert.on_conflict_do_nothing())
             row = await session.scalar(query)
         assert row is not None

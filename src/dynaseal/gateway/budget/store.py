@@ -23,9 +23,12 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ColumnElement
 
 from dynaseal.gateway.budget.rules import Reservation
 from dynaseal.gateway.errors import invalid_key
@@ -57,8 +60,9 @@ class BudgetStore(Protocol):
         """Refuse every key carrying this event id from now on."""
 
 
-def dialect_insert(db: Database):  # type: ignore[no-untyped-def]
-    return sqlite_insert if db.is_sqlite else pg_insert
+def dialect_insert(db: Database, table: type[KeyBudget]) -> SqliteInsert | PgInsert:
+    """``INSERT`` with the database's ``ON CONFLICT`` clauses (both dialects have them)."""
+    return sqlite_insert(table) if db.is_sqlite else pg_insert(table)
 
 
 def new_row(grant: KeyGrant, **values: object) -> dict[str, object]:
@@ -75,7 +79,7 @@ def new_row(grant: KeyGrant, **values: object) -> dict[str, object]:
     return row
 
 
-def where_key(grant: KeyGrant):  # type: ignore[no-untyped-def]
+def where_key(grant: KeyGrant) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     return (KeyBudget.tenant_id == grant.tenant_id, KeyBudget.event_id == grant.event_id)
 
 
@@ -116,7 +120,7 @@ async def revoke_in_database(
 ) -> None:
     """Mark an event id revoked, whether or not a key carrying it was used yet."""
     async with db.transaction() as session:
-        statement = dialect_insert(db)(KeyBudget).values(
+        statement = dialect_insert(db, KeyBudget).values(
             tenant_id=tenant_id,
             event_id=event_id,
             budget=0,
@@ -138,7 +142,7 @@ async def book_settled(
     db: Database, session: AsyncSession, grant: KeyGrant, *, used: int, requests: int
 ) -> None:
     """Durable booking for stores that reserve elsewhere: count the requests and usage."""
-    statement = dialect_insert(db)(KeyBudget).values(new_row(grant, spent=used, requests=requests))
+    statement = dialect_insert(db, KeyBudget).values(new_row(grant, spent=used, requests=requests))
     await session.execute(
         statement.on_conflict_do_update(
             index_elements=[KeyBudget.tenant_id, KeyBudget.event_id],

@@ -46,7 +46,7 @@ async def _addresses(host: str, port: int) -> list[IPAddress]:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
         raise CallbackURLRefused(f"the host {host!r} does not resolve") from exc
-    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 
 
 async def check_callback_url(url: str, policy: CallbackPolicy) -> str:

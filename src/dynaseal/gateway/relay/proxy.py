@@ -8,7 +8,7 @@ happens — finished, upstream failure, device gone — the request is settled e
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import anyio
@@ -92,26 +92,28 @@ async def stream(upstream: Upstream, admission: Admission, settler: Settler) -> 
         transcript.read_completion(raw)
         await settler.settle(admission, transcript, "failed")
         return _error_reply(reply.status_code, raw)
-    return _RelayResponse(
-        _relay(reply, admission, settler), media_type="text/event-stream", headers=_SSE_HEADERS
-    )
+    return _RelayResponse(_relay(reply, admission, settler))
 
 
 class _RelayResponse(StreamingResponse):
     """Closes the relay as soon as the device goes, so settlement runs at once rather
     than whenever the abandoned generator is garbage-collected."""
 
+    def __init__(self, relay: AsyncGenerator[bytes, None]) -> None:
+        super().__init__(relay, media_type="text/event-stream", headers=_SSE_HEADERS)
+        self._relay = relay
+
     async def stream_response(self, send: Any) -> None:
         try:
             await super().stream_response(send)
         finally:
             with anyio.CancelScope(shield=True):
-                await self.body_iterator.aclose()  # type: ignore[attr-defined]
+                await self._relay.aclose()
 
 
 async def _relay(
     reply: UpstreamReply, admission: Admission, settler: Settler
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Relay events; the request is settled before the device sees ``[DONE]``, so the next
     request with the same key already finds the budget booked."""
     transcript = Transcript(wants_usage_chunk=chat_request.wants_usage_chunk(admission.body))

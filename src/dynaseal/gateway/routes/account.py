@@ -105,5 +105,5 @@ async def update_me(tenant: CurrentTenant, services: Services, body: TenantUpdat
         if body.callback_include_prompt is not None:
             row.callback_include_prompt = body.callback_include_prompt
         if body.rate_limits is not None:
-            row.rate_limits = {**(row.rate_limits or {}), **body.rate_limits}
+            row.rate_limits = (row.rate_limits or {}) | body.rate_limits
     return TenantOut.of(row)

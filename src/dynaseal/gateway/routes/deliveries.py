@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import orjson
 from fastapi import APIRouter, Query
@@ -48,7 +48,7 @@ class DeliveryOut(BaseModel):
             type=str(orjson.loads(row.payload).get("type", "usage")),
             request_id=row.request_id,
             url=row.url,
-            status=row.status,  # type: ignore[arg-type]
+            status=cast(DeliveryStatus, row.status),  # the outbox writes no other
             attempts=row.attempts,
             next_attempt_at=row.next_attempt_at if row.status == "pending" else None,
             last_error=row.last_error,
