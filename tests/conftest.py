@@ -1,28 +1,26 @@
-"""Shared fixtures: a fake upstream, a callback receiver and a gateway, all on loopback."""
+"""Shared fixtures: a fake upstream, a callback receiver, gateways and the reference
+backend, all on loopback. Helpers live in ``support/``: test modules import them from
+there, never from this file or from each other."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
-import jwt
+import httpx
 import pytest
 
-from dynaseal.core.original_demo import DEMO_TENANT_API_KEY, DEMO_TENANT_ID
-from dynaseal.gateway.app import create_app as create_gateway
-from dynaseal.gateway.settings import GatewaySettings
-from dynaseal.keys import peek_key
+from dynaseal.backend.demo_data import DEMO_USER_PASSWORD, DEMO_USER_USERNAME
+from support.backend import ADMIN_PASSWORD as BACKEND_ADMIN_PASSWORD
+from support.backend import demo_backend, login
 from support.callbacks import CallbackSink
 from support.databases import NewDatabase, chosen, fresh_database
+from support.gateways import demo_gateway
 from support.redis_server import RedisServer
 from support.servers import ServerThread, serve
-from support.tenants import ADMIN_PASSWORD, DEMO_MODEL, mint
+from support.tenants import bearer
 from support.upstream import FakeUpstream
-
-__all__ = ["DEMO_MODEL", "event_of", "mint", "original_key"]
 
 
 def pytest_report_header() -> str:
@@ -41,7 +39,7 @@ def database_url(tmp_path: Path) -> Iterator[NewDatabase]:
 def upstream() -> Iterator[FakeUpstream]:
     fake = FakeUpstream()
     with serve(fake.app()) as server:
-        fake.url = server.url  # type: ignore[attr-defined]
+        fake.url = server.url
         yield fake
 
 
@@ -49,7 +47,7 @@ def upstream() -> Iterator[FakeUpstream]:
 def sink() -> Iterator[CallbackSink]:
     receiver = CallbackSink()
     with serve(receiver.app()) as server:
-        receiver.url = f"{server.url}/v1/callback/usage"  # type: ignore[attr-defined]
+        receiver.url = f"{server.url}/v1/callback/usage"
         yield receiver
 
 
@@ -57,17 +55,15 @@ def sink() -> Iterator[CallbackSink]:
 def gateway(
     tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream, sink: CallbackSink
 ) -> Iterator[ServerThread]:
-    with fresh_database(tmp_path_factory.mktemp("gateway"), "gateway") as url:
-        settings = GatewaySettings(
-            database_url=url,
-            openai_base_url=f"{upstream.url}/v1",  # type: ignore[attr-defined]
-            openai_api_key="upstream-secret",
-            admin_user_password=ADMIN_PASSWORD,
-            callback_retry_schedule_seconds=[0.2, 0.5, 1.0],
-        )
-        app = create_gateway(settings, demo=True, demo_data_callback_url=sink.url)  # type: ignore[attr-defined]
-        with serve(app) as server:
-            yield server
+    """The shared gateway: budgets and limits in the process, callbacks to ``sink``."""
+    with demo_gateway(
+        tmp_path_factory.mktemp("gateway"),
+        upstream,
+        callback_url=sink.url,
+        openai_api_key="upstream-secret",
+        callback_retry_schedule_seconds=[0.2, 0.5, 1.0],
+    ) as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)
@@ -75,25 +71,6 @@ def _fresh_fakes(request: pytest.FixtureRequest) -> None:
     for name in ("upstream", "sink"):
         if name in request.fixturenames:
             request.getfixturevalue(name).reset()
-
-
-def original_key(**overrides: Any) -> str:
-    """A key exactly as the original design's backend minted it, with plain PyJWT."""
-    claims: dict[str, Any] = {
-        "api-key": DEMO_TENANT_ID,
-        "model": DEMO_MODEL,
-        "max_tokens": 100,
-        "expiring": int(time.time()) + 600,
-        "event_id": f"evt-{time.time_ns()}",
-    }
-    claims.update(overrides)
-    return jwt.encode(claims, DEMO_TENANT_API_KEY, algorithm="HS256")
-
-
-def event_of(token: str) -> str:
-    """The event id a key carries (what its callbacks are filed under)."""
-    claims = peek_key(token).claims
-    return str(claims.get("jti") or claims["event_id"])
 
 
 @pytest.fixture(scope="session")
@@ -109,18 +86,32 @@ def redis_gateway(
     tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream, redis_server: RedisServer
 ) -> Iterator[ServerThread]:
     """A gateway keeping its hot state in Redis (callbacks are not delivered anywhere)."""
-    with fresh_database(tmp_path_factory.mktemp("redis-gw"), "gateway") as url:
-        settings = GatewaySettings(
-            database_url=url,
-            openai_base_url=f"{upstream.url}/v1",  # type: ignore[attr-defined]
-            admin_user_password=ADMIN_PASSWORD,
-            redis_url=redis_server.url,
-        )
-        with serve(create_gateway(settings, demo=True)) as server:
-            yield server
+    with demo_gateway(
+        tmp_path_factory.mktemp("redis-gw"), upstream, redis_url=redis_server.url
+    ) as server:
+        yield server
 
 
 @pytest.fixture(params=["gateway", "redis_gateway"])
 def any_gateway(request: pytest.FixtureRequest) -> ServerThread:
     """The same test against budgets and limits in the process and in Redis."""
     return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """The reference backend with its demo data, one per test module."""
+    with demo_backend(tmp_path_factory.mktemp("backend")) as http:
+        yield http
+
+
+@pytest.fixture(scope="module")
+def client1(backend: httpx.Client) -> dict[str, str]:
+    """The backend's demo user, logged in."""
+    return bearer(login(backend, DEMO_USER_USERNAME, DEMO_USER_PASSWORD)["access_token"])
+
+
+@pytest.fixture(scope="module")
+def admin(backend: httpx.Client) -> dict[str, str]:
+    """The backend's admin, logged in."""
+    return bearer(login(backend, "admin", BACKEND_ADMIN_PASSWORD)["access_token"])

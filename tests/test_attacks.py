@@ -18,11 +18,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from conftest import DEMO_MODEL, mint, original_key
 from dynaseal.core.original_demo import DEMO_TENANT_API_KEY, DEMO_TENANT_ID
 from dynaseal.keys import KEY_TYPE, generate_key_pair, mint_key
 from support.servers import ServerThread
-from support.tenants import TenantHandle, create_tenant
+from support.tenants import DEMO_MODEL, TenantHandle, create_tenant, mint, original_key
 from support.upstream import FakeUpstream
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]

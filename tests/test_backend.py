@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 from pydantic import SecretStr
 
-from dynaseal.backend import BackendSettings, create_app
+from dynaseal.backend import create_app
 from dynaseal.backend.demo_data import (
     DEMO_TENANT_API_KEY,
     DEMO_TENANT_ID,
@@ -26,58 +25,10 @@ from dynaseal.keys import (
     peek_key,
     verify_key,
 )
-from support.databases import NewDatabase, fresh_database
+from support.backend import ADMIN_PASSWORD, assert_openai_error, backend_settings, login
+from support.databases import NewDatabase
 from support.servers import serve
-
-ADMIN_PASSWORD = "admin-password"
-
-
-def backend_settings(database_url: str) -> BackendSettings:
-    return BackendSettings(
-        database_url=database_url,
-        secret_key="test-secret-key-for-backend-sessions",
-        admin_user_password=ADMIN_PASSWORD,
-        llm_key=None,  # explicit, so the environment cannot change the tests
-        llm_user_id=None,
-        llm_key_id=None,
-    )
-
-
-@pytest.fixture(scope="module")
-def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    with (
-        fresh_database(tmp_path_factory.mktemp("backend"), "backend") as url,
-        serve(create_app(backend_settings(url), demo_data=True)) as server,
-        httpx.Client(base_url=server.url) as http,
-    ):
-        yield http
-
-
-def login(http: httpx.Client, username: str, password: str) -> dict[str, str]:
-    response = http.post("/v1/user/login", data={"username": username, "password": password})
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-@pytest.fixture(scope="module")
-def client1(backend: httpx.Client) -> dict[str, str]:
-    return bearer(login(backend, DEMO_USER_USERNAME, DEMO_USER_PASSWORD)["access_token"])
-
-
-@pytest.fixture(scope="module")
-def admin(backend: httpx.Client) -> dict[str, str]:
-    return bearer(login(backend, "admin", ADMIN_PASSWORD)["access_token"])
-
-
-def assert_openai_error(response: httpx.Response, status: int) -> dict[str, object]:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert set(error) == {"message", "type", "param", "code"}
-    return error
+from support.tenants import bearer
 
 
 def test_demo_user_logs_in_by_username_and_by_email(backend: httpx.Client) -> None:

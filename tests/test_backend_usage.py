@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,35 +13,15 @@ import orjson
 import pytest
 
 from dynaseal.backend import BackendSettings, create_app
-from dynaseal.backend.demo_data import DEMO_USER_ID, DEMO_USER_PASSWORD, DEMO_USER_USERNAME
+from dynaseal.backend.demo_data import DEMO_USER_ID
 from dynaseal.core.original_demo import DEMO_WEBHOOK_SECRET
+from support.backend import ADMIN_PASSWORD, assert_openai_error, backend_settings, login
 from support.callbacks import signed_headers
-from support.databases import NewDatabase, fresh_database
+from support.databases import NewDatabase
 from support.servers import serve
-from test_backend import ADMIN_PASSWORD, assert_openai_error, backend_settings, bearer, login
+from support.tenants import bearer
 
 OTHER_SECRET = "whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="
-
-
-@pytest.fixture(scope="module")
-def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    """The demo backend: it trusts the demo tenant's public webhook secret."""
-    with (
-        fresh_database(tmp_path_factory.mktemp("backend-usage"), "backend") as url,
-        serve(create_app(backend_settings(url), demo_data=True)) as server,
-        httpx.Client(base_url=server.url) as http,
-    ):
-        yield http
-
-
-@pytest.fixture(scope="module")
-def client1(backend: httpx.Client) -> dict[str, str]:
-    return bearer(login(backend, DEMO_USER_USERNAME, DEMO_USER_PASSWORD)["access_token"])
-
-
-@pytest.fixture(scope="module")
-def admin(backend: httpx.Client) -> dict[str, str]:
-    return bearer(login(backend, "admin", ADMIN_PASSWORD)["access_token"])
 
 
 def usage_payload(event_id: str, tokens: int = 12, **extra: Any) -> dict[str, Any]:

@@ -11,13 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import DEMO_MODEL, mint
 from dynaseal.core.settings import ConfigError
 from dynaseal.gateway.app import create_app
 from dynaseal.gateway.services import GatewayServices
 from dynaseal.gateway.settings import GatewaySettings
 from support.gateway_process import GatewayProcesses
 from support.servers import free_port, serve
+from support.tenants import DEMO_MODEL, mint
 from support.upstream import FakeUpstream
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
@@ -26,7 +26,7 @@ MESSAGES = [{"role": "user", "content": "Say hello"}]
 def settings(database: str, upstream: FakeUpstream, **extra: object) -> GatewaySettings:
     return GatewaySettings(
         database_url=database,
-        openai_base_url=f"{upstream.url}/v1",  # type: ignore[attr-defined]
+        openai_base_url=f"{upstream.url}/v1",
         **extra,  # type: ignore[arg-type]
     )
 
@@ -82,7 +82,7 @@ async def test_database_budget_is_shared_by_processes_on_one_sqlite_file(
     processes = GatewayProcesses(
         {
             "DATABASE_URL": f"sqlite:///{tmp_path / 'gateway.db'}",
-            "OPENAI_BASE_URL": f"{upstream.url}/v1",  # type: ignore[attr-defined]
+            "OPENAI_BASE_URL": f"{upstream.url}/v1",
             "BUDGET_STORE": "database",
         }
     )

@@ -15,7 +15,6 @@ import httpx
 import openai
 import pytest
 
-from conftest import DEMO_MODEL, event_of, mint
 from dynaseal.backend import BackendSettings
 from dynaseal.backend import create_app as create_backend
 from dynaseal.core.original_demo import (
@@ -38,6 +37,7 @@ from support.callbacks import CallbackSink
 from support.databases import NewDatabase
 from support.gateway_process import GatewayProcesses, wait_until
 from support.servers import free_port, serve
+from support.tenants import DEMO_MODEL, event_of, mint
 from support.upstream import FakeUpstream
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
@@ -73,7 +73,7 @@ def test_callbacks_reach_a_backend_that_was_down_each_counted_once(
     gateway = create_gateway(
         GatewaySettings(
             database_url=database_url("gateway"),
-            openai_base_url=f"{upstream.url}/v1",  # type: ignore[attr-defined]
+            openai_base_url=f"{upstream.url}/v1",
             callback_retry_schedule_seconds=[0.2, 0.5] + [1.0] * 30,
         ),
         demo=True,
@@ -127,7 +127,7 @@ def run_gateway(
     processes = GatewayProcesses(
         {
             "DATABASE_URL": database_url("gateway"),
-            "OPENAI_BASE_URL": f"{upstream.url}/v1",  # type: ignore[attr-defined]
+            "OPENAI_BASE_URL": f"{upstream.url}/v1",
             "SECRET_KEY": "fault-test-secret",
             "CALLBACK_RETRY_SCHEDULE_SECONDS": "[" + ", ".join(["0.5"] * 40) + "]",
             "CALLBACK_TIMEOUT_SECONDS": "1",
@@ -191,7 +191,7 @@ async def test_a_crashed_workers_claim_expires_and_a_live_claim_is_respected(
             row = outbox.enqueue(
                 session,
                 tenant_id="t",
-                url=sink.url,  # type: ignore[attr-defined]
+                url=sink.url,
                 payload={"type": "usage", "event_id": name, "tokens": 0},
             )
             row.claimed_until = claimed_until
@@ -216,7 +216,7 @@ async def test_callback_url_is_checked_again_when_sending(
         row = outbox.enqueue(
             session,
             tenant_id="t",
-            url=sink.url,  # type: ignore[attr-defined]  (on 127.0.0.1)
+            url=sink.url,  # on 127.0.0.1
             payload={"type": "usage", "event_id": "internal", "tokens": 0},
         )
         row_id = row.id

@@ -50,7 +50,7 @@ def system(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) -> 
         gateway = create_gateway(
             GatewaySettings(
                 database_url=gateway_db,
-                openai_base_url=f"{upstream.url}/v1",  # type: ignore[attr-defined]
+                openai_base_url=f"{upstream.url}/v1",
             ),
             demo=True,
             demo_data_callback_url=f"http://127.0.0.1:{backend_port}/v1/callback/usage",

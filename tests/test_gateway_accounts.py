@@ -9,7 +9,6 @@ import httpx
 import jwt
 import pytest
 
-from conftest import DEMO_MODEL, mint
 from dynaseal.core.original_demo import (
     DEMO_TENANT_EMAIL,
     DEMO_TENANT_ID,
@@ -17,7 +16,7 @@ from dynaseal.core.original_demo import (
     DEMO_TENANT_USERNAME,
 )
 from support.servers import ServerThread
-from support.tenants import ADMIN_PASSWORD, bearer, login
+from support.tenants import ADMIN_PASSWORD, DEMO_MODEL, bearer, login, mint
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 

@@ -7,9 +7,9 @@ import asyncio
 import httpx
 import openai
 
-from conftest import DEMO_MODEL, event_of, mint, original_key
 from support.callbacks import CallbackSink
 from support.servers import ServerThread
+from support.tenants import DEMO_MODEL, event_of, mint, original_key
 from support.upstream import FakeUpstream
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]

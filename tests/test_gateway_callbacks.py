@@ -12,7 +12,6 @@ import pytest
 from standardwebhooks.webhooks import WebhookVerificationError
 from typer.testing import CliRunner
 
-from conftest import DEMO_MODEL, event_of, mint, original_key
 from dynaseal.cli.deliveries import app as deliveries_cli
 from dynaseal.core.original_demo import (
     DEMO_TENANT_PASSWORD,
@@ -22,7 +21,15 @@ from dynaseal.core.original_demo import (
 from dynaseal.gateway.callbacks.retry import DEFAULT_RETRY_SCHEDULE, retry_after_seconds
 from support.callbacks import CallbackSink
 from support.servers import ServerThread
-from support.tenants import TenantHandle, create_tenant, login
+from support.tenants import (
+    DEMO_MODEL,
+    TenantHandle,
+    create_tenant,
+    event_of,
+    login,
+    mint,
+    original_key,
+)
 from support.upstream import FakeUpstream
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
@@ -198,7 +205,7 @@ def test_ledger_records_each_request_with_its_timings(gateway: ServerThread) -> 
 def test_a_new_tenant_gets_a_webhook_secret_and_can_rotate_it(
     gateway: ServerThread, sink: CallbackSink
 ) -> None:
-    tenant = new_tenant(gateway, sink.url)  # type: ignore[attr-defined]
+    tenant = new_tenant(gateway, sink.url)
     assert tenant.webhook_secret.startswith("whsec_")
     me = httpx.get(gateway.url + "/v1/user/me", headers=tenant.auth)
     assert tenant.webhook_secret.removeprefix("whsec_") not in me.text
@@ -226,7 +233,7 @@ def test_a_new_tenant_gets_a_webhook_secret_and_can_rotate_it(
 def test_content_and_prompt_in_callbacks_are_the_tenants_choice(
     gateway: ServerThread, sink: CallbackSink
 ) -> None:
-    tenant = new_tenant(gateway, sink.url)  # type: ignore[attr-defined]
+    tenant = new_tenant(gateway, sink.url)
     me = httpx.get(gateway.url + "/v1/user/me", headers=tenant.auth).json()
     assert me["callback_include_content"] is True and me["callback_include_prompt"] is False
     key = tenant.key()
@@ -251,7 +258,7 @@ def test_content_and_prompt_in_callbacks_are_the_tenants_choice(
 def test_test_event_and_deliveries_are_only_the_owners(
     gateway: ServerThread, sink: CallbackSink
 ) -> None:
-    tenant = new_tenant(gateway, sink.url)  # type: ignore[attr-defined]
+    tenant = new_tenant(gateway, sink.url)
     sent = httpx.post(gateway.url + "/v1/deliveries/test", headers=tenant.auth)
     assert sent.status_code == 201 and sent.json()["type"] == "test"
     [payload] = sink.wait_for(1, type="test")
@@ -283,7 +290,7 @@ def test_retry_after_is_honoured(gateway: ServerThread, sink: CallbackSink) -> N
 def test_410_disables_the_endpoint_until_its_url_is_set_again(
     gateway: ServerThread, sink: CallbackSink
 ) -> None:
-    tenant = new_tenant(gateway, sink.url)  # type: ignore[attr-defined]
+    tenant = new_tenant(gateway, sink.url)
     sink.fail_next, sink.fail_status = 5, 410
     gone_key, held_key = tenant.key(), tenant.key()
     client(gateway, gone_key).chat.completions.create(model=DEMO_MODEL, messages=MESSAGES)
@@ -308,7 +315,7 @@ def test_410_disables_the_endpoint_until_its_url_is_set_again(
     patched = httpx.patch(
         gateway.url + "/v1/user/me",
         headers=tenant.auth,
-        json={"callback_url": sink.url},  # type: ignore[attr-defined]
+        json={"callback_url": sink.url},
     )
     assert patched.status_code == 200
     assert sink.wait_for(1, event_id=event_of(gone_key)) and sink.wait_for(

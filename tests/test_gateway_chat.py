@@ -8,9 +8,9 @@ import httpx
 import openai
 import pytest
 
-from conftest import DEMO_MODEL, event_of, mint, original_key
 from support.callbacks import CallbackSink
 from support.servers import ServerThread
+from support.tenants import DEMO_MODEL, event_of, mint, original_key
 from support.upstream import FakeUpstream
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]

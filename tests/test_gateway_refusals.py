@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import DEMO_MODEL, mint, original_key
 from support.servers import ServerThread
+from support.tenants import DEMO_MODEL, mint, original_key
 from support.upstream import FakeUpstream
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]

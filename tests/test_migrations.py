@@ -25,9 +25,9 @@ from dynaseal.storage.schema import (
     prepare_schema,
     upgrade,
 )
+from support.cli import run_dynaseal
 from support.databases import Kind, NewDatabase, fresh_database
 from support.servers import free_port
-from test_cli import run_dynaseal
 
 SERVICES: tuple[Service, ...] = get_args(Service)
 

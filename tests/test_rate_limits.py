@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from conftest import DEMO_MODEL
 from support.servers import ServerThread
-from support.tenants import TenantHandle, create_tenant
+from support.tenants import DEMO_MODEL, TenantHandle, create_tenant
 from support.upstream import FakeUpstream
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]

@@ -7,11 +7,11 @@ import time
 
 import httpx
 
-from conftest import DEMO_MODEL, mint
 from dynaseal.core.original_demo import DEMO_TENANT_PASSWORD, DEMO_TENANT_USERNAME
 from dynaseal.keys import peek_key
 from support.redis_server import RedisServer
 from support.servers import ServerThread
+from support.tenants import DEMO_MODEL, mint
 from support.upstream import FakeUpstream
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]

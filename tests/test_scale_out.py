@@ -13,14 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import DEMO_MODEL, event_of, mint
 from dynaseal.core.original_demo import DEMO_TENANT_PASSWORD, DEMO_TENANT_USERNAME
 from support.callbacks import CallbackSink
 from support.databases import NewDatabase, fresh_database
 from support.gateway_process import GatewayProcesses, wait_until
 from support.redis_server import RedisServer
 from support.servers import free_port
-from support.tenants import ADMIN_PASSWORD, create_tenant, login
+from support.tenants import ADMIN_PASSWORD, DEMO_MODEL, create_tenant, event_of, login, mint
 from support.upstream import FakeUpstream
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
@@ -47,7 +46,7 @@ def replicas(
             {
                 "DATABASE_URL": database_url,
                 "REDIS_URL": redis_server.url,
-                "OPENAI_BASE_URL": f"{upstream.url}/v1",  # type: ignore[attr-defined]
+                "OPENAI_BASE_URL": f"{upstream.url}/v1",
                 "SECRET_KEY": "replica-test-secret-that-is-long-enough",
                 "ADMIN_USER_PASSWORD": ADMIN_PASSWORD,
                 "CALLBACK_RETRY_SCHEDULE_SECONDS": "[0.2, 0.5, 1.0]",
@@ -56,7 +55,7 @@ def replicas(
         try:
             ports = [free_port(), free_port()]
             for port in ports:
-                processes.start(port, sink.url)  # type: ignore[attr-defined]
+                processes.start(port, sink.url)
             yield Replicas([f"http://127.0.0.1:{port}" for port in ports])
         finally:
             processes.close()
@@ -178,13 +177,13 @@ def test_sigterm_lets_a_stream_finish_and_books_it(
     processes = GatewayProcesses(
         {
             "DATABASE_URL": database_url("graceful"),
-            "OPENAI_BASE_URL": f"{upstream.url}/v1",  # type: ignore[attr-defined]
+            "OPENAI_BASE_URL": f"{upstream.url}/v1",
             "SHUTDOWN_TIMEOUT_SECONDS": "20",
         }
     )
     port = free_port()
     try:
-        process = processes.start(port, sink.url)  # type: ignore[attr-defined]
+        process = processes.start(port, sink.url)
         key = mint()
         with httpx.stream(
             "POST",

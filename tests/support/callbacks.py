@@ -37,6 +37,7 @@ class CallbackSink:
     fail_next: int = 0  # refuse this many deliveries first ...
     fail_status: int = 503  # ... with this status
     fail_headers: dict[str, str] = field(default_factory=dict)  # ... and these headers
+    url: str = ""  # its callback URL: set by the fixture that serves it
     refused: list[Received] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import jwt
 
 from dynaseal.core.original_demo import DEMO_TENANT_API_KEY, DEMO_TENANT_ID
-from dynaseal.keys import mint_key
+from dynaseal.keys import mint_key, peek_key
 
 ADMIN_PASSWORD = "admin-password-for-tests"
 TENANT_PASSWORD = "password-123"
@@ -35,6 +37,25 @@ def mint(**overrides: Any) -> str:
     options.update(overrides)
     secret = options.pop("secret", DEMO_TENANT_API_KEY)
     return mint_key(secret, **options).token
+
+
+def original_key(**overrides: Any) -> str:
+    """A key exactly as the original design's backend minted it, with plain PyJWT."""
+    claims: dict[str, Any] = {
+        "api-key": DEMO_TENANT_ID,
+        "model": DEMO_MODEL,
+        "max_tokens": 100,
+        "expiring": int(time.time()) + 600,
+        "event_id": f"evt-{time.time_ns()}",
+    }
+    claims.update(overrides)
+    return jwt.encode(claims, DEMO_TENANT_API_KEY, algorithm="HS256")
+
+
+def event_of(token: str) -> str:
+    """The event id a key carries (what its callbacks are filed under)."""
+    claims = peek_key(token).claims
+    return str(claims.get("jti") or claims["event_id"])
 
 
 @dataclass

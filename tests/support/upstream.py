@@ -32,6 +32,7 @@ class FakeUpstream:
     script: UpstreamScript = field(default_factory=UpstreamScript)
     requests: list[dict[str, Any]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    url: str = ""  # where it is served: set by the fixture that serves it
 
     @property
     def count(self) -> int:
