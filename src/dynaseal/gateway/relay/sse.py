@@ -21,8 +21,12 @@ def _event_data(block: bytes) -> bytes | None:
 async def iter_event_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """Yield each event's data as soon as its terminating blank line has arrived."""
     buffer = b""
+    cr = False  # the last read ended in CR: the LF of its CRLF may open the next read
     async for chunk in chunks:
-        buffer += chunk.replace(b"\r\n", b"\n")
+        if cr:
+            chunk = b"\r" + chunk
+        cr = chunk.endswith(b"\r")
+        buffer += (chunk[:-1] if cr else chunk).replace(b"\r\n", b"\n")
         while True:
             end = buffer.find(b"\n\n")
             if end < 0:
@@ -31,6 +35,6 @@ async def iter_event_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
             data = _event_data(block)
             if data is not None:
                 yield data
-    data = _event_data(buffer.strip(b"\n"))
+    data = _event_data(buffer.strip(b"\n"))  # a last event without its blank line
     if data is not None:
         yield data
