@@ -29,7 +29,9 @@ log = logging.getLogger("dynaseal.gateway")
 _EXPIRY_MARGIN_SECONDS = 3600
 _UNKNOWN = -100
 
-_RESERVE = """
+# The scripts are public so that tests/test_budget_rules.py can hold them to decide().
+# KEYS[1]: the key's hash. ARGV: see reserve_args(); the answer: see decision_of().
+RESERVE_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-100, 0} end
 local h = redis.call('HMGET', KEYS[1], 'budget', 'spent', 'reserved', 'requests', 'revoked')
 local budget, spent = tonumber(h[1]), tonumber(h[2])
@@ -52,7 +54,8 @@ redis.call('HINCRBY', KEYS[1], 'requests', 1)
 return {cap, amount}
 """
 
-_SEED = """
+# ARGV: budget, spent, requests, revoked (0/1), expiry (unix time).
+SEED_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'budget', ARGV[1], 'spent', ARGV[2], 'reserved', 0,
            'requests', ARGV[3], 'revoked', ARGV[4])
@@ -60,14 +63,15 @@ redis.call('EXPIREAT', KEYS[1], ARGV[5])
 return 1
 """
 
-_RELEASE = """
+# ARGV: the reservation, the tokens used.
+RELEASE_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[1], 'reserved', -tonumber(ARGV[1]))
 redis.call('HINCRBY', KEYS[1], 'spent', tonumber(ARGV[2]))
 return 1
 """
 
-_REVOKE = """
+REVOKE_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'revoked', 1) end
 return 0
 """
@@ -84,40 +88,49 @@ def budget_key(tenant_id: str, event_id: str) -> str:
     return f"dynaseal:budget:{tenant_id}:{event_id}"
 
 
+def reserve_args(
+    max_requests: int | None, prompt_estimate: int, requested_cap: int | None, choices: int
+) -> list[int]:
+    """:data:`RESERVE_LUA`'s ARGV: 0 stands for no request limit, -1 for no cap asked."""
+    cap = -1 if requested_cap is None else requested_cap
+    return [max_requests or 0, prompt_estimate, cap, choices]
+
+
+def decision_of(code: int, value: int, prompt_estimate: int) -> Reservation | tuple[Refusal, int]:
+    """:data:`RESERVE_LUA`'s answer (not ``_UNKNOWN``), as :func:`.rules.decide` gives it."""
+    if code < 0:
+        return _REFUSALS[code], value
+    return Reservation(amount=value, completion_cap=code, prompt_estimate=prompt_estimate)
+
+
 class RedisBudget:
     books_reservations = False
 
     def __init__(self, redis: Redis, db: Database) -> None:
         self._redis = redis
         self._db = db
-        self._reserve = redis.register_script(_RESERVE)
-        self._seed = redis.register_script(_SEED)
-        self._release = redis.register_script(_RELEASE)
-        self._revoke = redis.register_script(_REVOKE)
+        self._reserve = redis.register_script(RESERVE_LUA)
+        self._seed = redis.register_script(SEED_LUA)
+        self._release = redis.register_script(RELEASE_LUA)
+        self._revoke = redis.register_script(REVOKE_LUA)
 
     async def reserve(
         self, grant: KeyGrant, *, prompt_estimate: int, requested_cap: int | None, choices: int
     ) -> Reservation:
-        args = [
-            grant.max_requests or 0,
-            prompt_estimate,
-            -1 if requested_cap is None else requested_cap,
-            choices,
-        ]
+        keys = [budget_key(grant.tenant_id, grant.event_id)]
+        args = reserve_args(grant.max_requests, prompt_estimate, requested_cap, choices)
         with fail_closed():
-            code, value = await self._reserve(
-                keys=[budget_key(grant.tenant_id, grant.event_id)], args=args
-            )
+            code, value = await self._reserve(keys=keys, args=args)
             if code == _UNKNOWN:
                 await self._seed_from_database(grant)
-                code, value = await self._reserve(
-                    keys=[budget_key(grant.tenant_id, grant.event_id)], args=args
-                )
+                code, value = await self._reserve(keys=keys, args=args)
         if code == _UNKNOWN:
             raise shared_state_unavailable()
-        if code < 0:
-            raise refused(grant, _REFUSALS[code], value, prompt_estimate, requested_cap, choices)
-        return Reservation(amount=value, completion_cap=code, prompt_estimate=prompt_estimate)
+        decision = decision_of(code, value, prompt_estimate)
+        if not isinstance(decision, Reservation):
+            refusal, remaining = decision
+            raise refused(grant, refusal, remaining, prompt_estimate, requested_cap, choices)
+        return decision
 
     async def _seed_from_database(self, grant: KeyGrant) -> None:
         state = await store.durable_state(self._db, grant)
