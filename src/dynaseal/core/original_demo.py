@@ -1,4 +1,4 @@
-"""The original design's demo data, exactly as published (see SPEC.md).
+"""The original design's demo data, exactly as it published it: its demo logs in unchanged.
 
 Its passwords and API key are public, so it is only ever loaded on request
 (``dynaseal demo`` or ``--demo-data``), never by default.

@@ -2,8 +2,8 @@
 
 ``/healthz`` says the process is up. ``/readyz`` says whether it can serve: the database
 answers, Redis answers (when configured), the upstream accepts connections and usage is
-being written. A load
-balancer takes a replica out of rotation while it is not ready.
+being written (no backlog of settled requests). A load balancer takes a replica out of
+rotation while it is not ready.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """Verifying dynamic keys by RFC 8725: every check, no I/O.
 
-Verification happens in two steps so that the caller can do the one lookup that
-needs storage in between:
+Verification is split around the one lookup that needs storage, which the caller does:
 
 1. :func:`peek_key` parses the untrusted token strictly and says which tenant
    (and which ``kid``) it claims to come from;

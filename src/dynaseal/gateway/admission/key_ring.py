@@ -1,7 +1,7 @@
 """The tenants' active signing keys, as the verifier needs them, behind a short cache.
 
 The cache saves a database round trip per request; its lifetime (``key_cache_seconds``,
-1 s by default) bounds how long a revocation takes to bite on another process.
+0.5 s by default) bounds how long a revocation takes to bite on another process.
 Unknown tenants are cached too, so forged tenant ids cannot hammer the database.
 """
 
