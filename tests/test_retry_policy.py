@@ -59,21 +59,29 @@ def test_retry_after_stretches_a_wait_up_to_the_longest_planned_one() -> None:
     )
 
 
+def test_the_default_jitter_keeps_within_a_fifth_of_the_plan() -> None:
+    policy = RetryPolicy(SCHEDULE)
+    failed = result(Outcome.FAILED, 503, error="HTTP 503")
+    waits = {policy.after(failed, 2).retry_in for _ in range(200)}
+    assert len(waits) > 1 and all(w is not None and 48.0 <= w <= 72.0 for w in waits)
+
+
 @given(
     schedule=st.lists(st.floats(0.0, 1e5), min_size=1, max_size=10),
     attempt=st.integers(1, 12),
     retry_after=st.none() | st.floats(0.0, 1e6),
+    jitter=st.floats(0.8, 1.2),
 )
 def test_a_failed_attempt_is_retried_within_the_jitter_or_given_up(
-    schedule: list[float], attempt: int, retry_after: float | None
+    schedule: list[float], attempt: int, retry_after: float | None, jitter: float
 ) -> None:
-    step = RetryPolicy(schedule).after(
+    policy = RetryPolicy(schedule, jitter=lambda: jitter)
+    step = policy.after(
         AttemptResult(Outcome.FAILED, None, retry_after, "no answer within 5 s", 5000), attempt
     )
     if attempt > len(schedule):
         assert step == Step("failed", "no answer within 5 s", exhausted=True)
         return
-    assert step.status == "pending" and step.retry_in is not None
-    planned = schedule[attempt - 1]
-    assert step.retry_in >= 0.8 * planned
-    assert step.retry_in <= max(1.2 * planned, max(schedule))
+    planned = schedule[attempt - 1] * jitter
+    stretched = planned if retry_after is None else max(planned, min(retry_after, max(schedule)))
+    assert step == Step("pending", "no answer within 5 s", retry_in=stretched)
