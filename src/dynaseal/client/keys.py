@@ -13,17 +13,23 @@ from dynaseal.client.errors import DeviceClientError
 REFUSAL_HEADER = "x-dynaseal-refusal"
 #: Refusals after which the key is useless: budget spent, or expired / revoked / invalid.
 KEY_IS_DEAD = frozenset({"insufficient_quota", "invalid_key"})
+#: The refusal after which a new key helps at once: this key's budget is spent.
+KEY_IS_SPENT = "insufficient_quota"
 
 
 @dataclass(slots=True)
 class DynamicKey:
-    token: str
+    """A key from the backend. Its ``repr`` leaves the token out: keys end up in logs."""
+
+    token: str = field(repr=False)
     event_id: str
     model: str
     models: tuple[str, ...]
     max_tokens: int
     expires_at: int
     base_url: str
+    #: The device key thumbprint the key is bound to (``cnf.jkt``); ``None``: a bearer key.
+    jkt: str | None = None
     spent: bool = field(default=False, compare=False)
 
     @classmethod
@@ -37,6 +43,7 @@ class DynamicKey:
                 max_tokens=int(data["max_tokens"]),
                 expires_at=int(data.get("expires_at", data.get("expiring"))),
                 base_url=str(data["base_url"]),
+                jkt=data.get("dpop_jkt"),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DeviceClientError(None, f"backend sent a malformed key: {exc!r}") from None
@@ -50,3 +57,10 @@ class DynamicKey:
 def is_dead_key_refusal(status: int, headers: Mapping[str, str]) -> bool:
     """The gateway said this key will never work again (as opposed to "slow down")."""
     return status in (401, 429) and headers.get(REFUSAL_HEADER) in KEY_IS_DEAD
+
+
+def is_spent_key_refusal(status: int, headers: Mapping[str, str]) -> bool:
+    """The gateway refused the call because the key's budget is spent: worth one retry
+    with a new key. Told apart by the gateway's own header, so that an upstream's
+    ``insufficient_quota`` relayed as is does not count."""
+    return status == 429 and headers.get(REFUSAL_HEADER) == KEY_IS_SPENT

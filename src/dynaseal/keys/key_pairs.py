@@ -33,12 +33,17 @@ def new_private_key(algorithm: str) -> Ed25519PrivateKey | ec.EllipticCurvePriva
 def generate_key_pair(algorithm: str = "EdDSA") -> KeyPair:
     """A fresh Ed25519 (``EdDSA``) or P-256 (``ES256``) key pair as PEM strings."""
     private = new_private_key(algorithm)
-    private_pem = private.private_bytes(
+    return KeyPair(algorithm, private_pem_of(private), public_pem_of(private.public_key()))
+
+
+def private_pem_of(private_key: Ed25519PrivateKey | ec.EllipticCurvePrivateKey) -> str:
+    """Unencrypted PKCS#8 PEM: for a place that is itself protected (a secret store, a
+    file only its owner reads)."""
+    return private_key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
-    return KeyPair(algorithm, private_pem, public_pem_of(private.public_key()))
 
 
 def public_pem_of(public_key: Any) -> str:
