@@ -72,7 +72,7 @@ def test_a_copied_bound_key_is_useless_without_the_device_key(
         )
         assert answer.status_code == 401
     assert stand_in.refused[-3:] == [
-        "no single DPoP header",
+        "a bound key needs exactly one DPoP header, got 0",
         "proof signed by a key other than the one the token is bound to",
         "proof replayed",
     ]

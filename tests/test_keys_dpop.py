@@ -25,6 +25,7 @@ from dynaseal.keys import (
     peek_key,
     public_jwk,
     public_key_from_jwk,
+    verify_binding,
     verify_dpop_proof,
     verify_key,
 )
@@ -383,3 +384,18 @@ def test_budget_claims_are_parsed_from_root_keys() -> None:
 def test_malformed_budget_claims_are_refused(claims: dict[str, Any]) -> None:
     with pytest.raises(InvalidKey):
         grant_of(original(**claims))
+
+
+def test_verify_binding_is_the_gateways_per_request_check() -> None:
+    jkt = key_thumbprint(ED_KEY)
+    bound = grant_of(mint_key(SECRET, tenant_id="t1", model="m", max_tokens=5, cnf_jkt=jkt).token)
+    bearer = grant_of(mint_key(SECRET, tenant_id="t1", model="m", max_tokens=5).token)
+    good = make_dpop_proof(ED_KEY, "POST", URL, TOKEN, now=time.time())
+    options: dict[str, Any] = {"htm": "POST", "htu": URL, "now": time.time()}
+    assert verify_binding(bearer, TOKEN, ["garbage"], **options) is None  # RFC 9449 7.2
+    assert verify_binding(bound, TOKEN, [good], **options).jkt == jkt  # type: ignore[union-attr]
+    for headers in ([], [good, good]):
+        with pytest.raises(InvalidDpopProof, match="exactly one"):
+            verify_binding(bound, TOKEN, headers, **options)
+    with pytest.raises(InvalidDpopProof, match="ath"):
+        verify_binding(bound, "another.presented.key", [good], **options)

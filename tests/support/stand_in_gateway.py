@@ -25,8 +25,8 @@ from dynaseal.keys import (
     KeyGrant,
     VerificationKey,
     peek_chain,
+    verify_binding,
     verify_child_chain,
-    verify_dpop_proof,
     verify_key,
 )
 
@@ -64,18 +64,11 @@ class StandInGateway:
         chain = peek_chain(token)
         root = verify_key(chain.root, _TENANT_KEYS, audience=DEFAULT_AUDIENCE, now=now)
         grants = verify_child_chain(chain, root, now=now)
-        if grants[-1].jkt is not None:
-            proofs = request.headers.getlist("dpop")
-            if len(proofs) != 1:
-                raise InvalidDpopProof("no single DPoP header")
-            proof = verify_dpop_proof(
-                proofs[0],
-                htm=request.method,
-                htu=str(request.url),
-                access_token=token,
-                expected_jkt=grants[-1].jkt,
-                now=now,
-            )
+        proofs = request.headers.getlist("dpop")
+        proof = verify_binding(
+            grants[-1], token, proofs, htm=request.method, htu=str(request.url), now=now
+        )
+        if proof is not None:
             if proof.replay_key in self._replays:
                 raise InvalidDpopProof("proof replayed")
             self._replays.add(proof.replay_key)

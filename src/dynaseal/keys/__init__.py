@@ -29,10 +29,9 @@ What the gateway calls for every presented token::
     chain = peek_chain(token)                          # a root key gives no links
     root = verify_key(chain.root, tenant_keys, audience=..., now=now)
     grants = verify_child_chain(chain, root, now=now)  # root first, presented key last
-    if grants[-1].jkt is not None:
-        proof = verify_dpop_proof(header, htm=..., htu=..., access_token=token,
-                                  expected_jkt=grants[-1].jkt, now=now)
-        # then refuse proof.replay_key if seen before proof.fresh_until
+    proof = verify_binding(grants[-1], token, request_dpop_headers,
+                           htm=method, htu=public_url, now=now)
+    # None for a bearer key; else refuse proof.replay_key if seen before proof.fresh_until
 """
 
 from dynaseal.keys.children import (
@@ -58,6 +57,7 @@ from dynaseal.keys.dpop import (
     access_token_hash,
     make_dpop_proof,
     normalise_htu,
+    verify_binding,
     verify_dpop_proof,
 )
 from dynaseal.keys.errors import InvalidDpopProof, InvalidKey
@@ -133,6 +133,7 @@ __all__ = [
     "peek_key",
     "public_jwk",
     "public_key_from_jwk",
+    "verify_binding",
     "verify_child_chain",
     "verify_dpop_proof",
     "verify_key",

@@ -13,11 +13,13 @@ import hmac
 import math
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import jwt
 
+from dynaseal.keys.claims import KeyGrant
 from dynaseal.keys.compact import b64url_encode, split_compact
 from dynaseal.keys.errors import InvalidDpopProof
 from dynaseal.keys.jwk import (
@@ -211,4 +213,40 @@ def verify_dpop_proof(
             raise InvalidDpopProof("proof nonce is not the one the server gave")
     return DpopProof(
         jkt=jkt, jti=jti, issued_at=float(issued_at), fresh_until=float(issued_at) + max_age
+    )
+
+
+def verify_binding(
+    grant: KeyGrant,
+    access_token: str,
+    dpop_headers: Sequence[str],
+    *,
+    htm: str,
+    htu: str,
+    now: float,
+    max_age: float = DEFAULT_MAX_AGE,
+    nonce: str | None = None,
+) -> DpopProof | None:
+    """The per-request check of a presented key's binding, for the gateway.
+
+    ``grant`` is the presented key's grant (the last of its chain), ``dpop_headers``
+    every ``DPoP`` header of the request. ``None`` for a key that is not bound (a proof
+    sent along with it is ignored, RFC 9449 section 7.2); otherwise exactly one proof
+    must verify against ``grant.jkt`` - and its ``replay_key`` is the caller's to check.
+    """
+    if grant.jkt is None:
+        return None
+    if len(dpop_headers) != 1:
+        raise InvalidDpopProof(
+            f"a bound key needs exactly one DPoP header, got {len(dpop_headers)}"
+        )
+    return verify_dpop_proof(
+        dpop_headers[0],
+        htm=htm,
+        htu=htu,
+        access_token=access_token,
+        expected_jkt=grant.jkt,
+        now=now,
+        max_age=max_age,
+        nonce=nonce,
     )
