@@ -320,7 +320,7 @@ def test_the_binding_is_read_from_the_token_itself(naming: tuple[NamingBackend, 
     backend, url = naming
     backend.base_url = "https://gateway.example/v1"
     with DeviceClient(url, "u", "p", bind=True) as device:
-        key = device.get_key()
-        assert device.device_key is not None
+        key = device.get_key()  # this backend does not echo dpop_jkt
+        assert device.device_key is not None and key.jkt == device.device_key.jkt
         cnf = jwt.decode(key.token, options={"verify_signature": False})["cnf"]
         assert cnf == {"jkt": device.device_key.jkt}

@@ -18,7 +18,6 @@ from dynaseal.client.device_key import DeviceKey, presented_token
 from dynaseal.client.errors import DeviceClientError, error_from_response
 from dynaseal.client.keys import DynamicKey, is_dead_key_refusal
 from dynaseal.client.origins import GatewayOrigins
-from dynaseal.keys import InvalidKey, peek_key
 
 LOGIN_PATH = "/v1/user/login"
 REFRESH_PATH = "/v1/user/refresh"
@@ -143,11 +142,7 @@ class DeviceSession:
     def _check_bound(key: DynamicKey, device_key: DeviceKey) -> None:
         """A bearer key where a bound one was asked for is refused, not silently used:
         it would work for anyone who copies it."""
-        try:
-            cnf = peek_key(key.token).claims.get("cnf")
-        except InvalidKey:
-            cnf = None
-        if cnf != {"jkt": device_key.jkt}:
+        if key.jkt != device_key.jkt:
             raise DeviceClientError(
                 None,
                 "the backend sent a key that is not bound to this device's key "

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dynaseal.client.errors import DeviceClientError
+from dynaseal.keys import InvalidKey, peek_key
 
 #: Header the gateway sets on refusals that no retry with the same key can fix.
 REFUSAL_HEADER = "x-dynaseal-refusal"
@@ -28,22 +29,24 @@ class DynamicKey:
     max_tokens: int
     expires_at: int
     base_url: str
-    #: The device key thumbprint the key is bound to (``cnf.jkt``); ``None``: a bearer key.
+    #: The device key thumbprint the key is bound to (its ``cnf.jkt``, read from the
+    #: token itself, not from what the response says); ``None``: a bearer key.
     jkt: str | None = None
     spent: bool = field(default=False, compare=False)
 
     @classmethod
     def from_response(cls, data: Any) -> DynamicKey:
         try:
+            token = str(data["token"])
             return cls(
-                token=str(data["token"]),
+                token=token,
                 event_id=str(data["event_id"]),
                 model=str(data["model"]),
                 models=tuple(data.get("models") or (data["model"],)),
                 max_tokens=int(data["max_tokens"]),
                 expires_at=int(data.get("expires_at", data.get("expiring"))),
                 base_url=str(data["base_url"]),
-                jkt=data.get("dpop_jkt"),
+                jkt=_bound_to(token),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DeviceClientError(None, f"backend sent a malformed key: {exc!r}") from None
@@ -52,6 +55,15 @@ class DynamicKey:
         """Still good for a request that may take ``margin_seconds`` to reach the gateway."""
         now = time.time() if now is None else now
         return not self.spent and now + margin_seconds < self.expires_at
+
+
+def _bound_to(token: str) -> str | None:
+    try:
+        cnf = peek_key(token).claims.get("cnf")
+    except InvalidKey:
+        return None
+    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+    return jkt if isinstance(jkt, str) else None
 
 
 def is_dead_key_refusal(status: int, headers: Mapping[str, str]) -> bool:
