@@ -137,6 +137,7 @@ def test_only_an_admin_creates_users(
         "key_budget_tokens": 50,
         "key_lifetime_seconds": 60,
         "daily_token_quota": None,
+        "require_bound_keys": False,
     }
     assert_openai_error(backend.post("/v1/user/create", json=new_user, headers=admin), 409)
 

@@ -111,12 +111,11 @@ def test_device_client_streams_and_renews_a_spent_key(system: System) -> None:
         assert llm.chat.completions.create(model=first.model, messages=MESSAGES).choices
         answer = llm.chat.completions.create(model=first.model, messages=MESSAGES, stream=True)
         assert "".join(c.choices[0].delta.content or "" for c in answer if c.choices)
-        with pytest.raises(openai.RateLimitError):
-            llm.chat.completions.create(model=first.model, messages=MESSAGES)
-        # The gateway said the key is spent: the next call runs on a fresh key.
+        # The gateway says the key is spent: the client gets a fresh key and sends the
+        # call again, so the caller sees an answer, not the 429.
         again = llm.chat.completions.create(model=first.model, messages=MESSAGES)
         assert again.choices[0].message.content
-        assert device.key.event_id != first.event_id
+        assert first.spent and device.key.event_id != first.event_id
 
 
 def test_logins_do_not_cross_services(system: System) -> None:

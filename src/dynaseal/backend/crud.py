@@ -44,6 +44,7 @@ async def create_user(session: AsyncSession, data: UserCreate, password_hash: st
         key_budget_tokens=data.key_budget_tokens,
         key_lifetime_seconds=data.key_lifetime_seconds,
         daily_token_quota=data.daily_token_quota,
+        require_bound_keys=data.require_bound_keys,
     )
     session.add(user)
     try:

@@ -15,6 +15,7 @@ class Policy:
     key_budget_tokens: int
     key_lifetime_seconds: int
     daily_token_quota: int  # 0: unlimited
+    require_bound_keys: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,11 @@ def policy_for(user: User, settings: BackendSettings) -> Policy:
             settings.user_daily_token_quota
             if user.daily_token_quota is None
             else user.daily_token_quota
+        ),
+        require_bound_keys=(
+            settings.require_bound_keys
+            if user.require_bound_keys is None
+            else user.require_bound_keys
         ),
     )
 

@@ -20,6 +20,7 @@ class PolicyView(BaseModel):
     key_budget_tokens: int
     key_lifetime_seconds: int
     daily_token_quota: int | None = Field(description="Tokens per UTC day; null: unlimited.")
+    require_bound_keys: bool = False
 
 
 class UserView(BaseModel):
@@ -42,6 +43,12 @@ class UserCreate(BaseModel):
     key_lifetime_seconds: Annotated[int, Field(gt=0, le=7 * 24 * 3600)] | None = None
     #: Tokens per UTC day; omitted: the backend default; 0: unlimited.
     daily_token_quota: NonNegativeInt | None = None
+    #: Only device-bound keys for this user; omitted: the backend default.
+    require_bound_keys: bool | None = None
+
+
+#: An RFC 7638 SHA-256 JWK thumbprint.
+Thumbprint = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{43}$")]
 
 
 class KeyCreate(BaseModel):
@@ -49,6 +56,8 @@ class KeyCreate(BaseModel):
 
     model: Identifier | None = None
     max_tokens: PositiveInt | None = None
+    #: Bind the key to the device key of this thumbprint (``cnf.jkt``).
+    dpop_jkt: Thumbprint | None = None
 
 
 class KeyCreated(BaseModel):
@@ -61,6 +70,8 @@ class KeyCreated(BaseModel):
     expiring: int
     gateway_url: str
     base_url: str
+    #: The device key thumbprint the key is bound to; ``null`` for a bearer key.
+    dpop_jkt: str | None = None
 
 
 class UsagePayload(BaseModel):

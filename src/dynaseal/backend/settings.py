@@ -35,6 +35,9 @@ class BackendSettings(ServiceSettings):
     key_lifetime_seconds: PositiveInt = 600
     #: Tokens a user may use per UTC day; 0 means unlimited.
     user_daily_token_quota: NonNegativeInt = 0
+    #: Mint only device-bound keys (``dpop_jkt`` or a DPoP proof with every key request);
+    #: a user's own policy may say otherwise.
+    require_bound_keys: bool = False
 
     @field_validator("webhook_secret")
     @classmethod

@@ -11,3 +11,11 @@ class InvalidKey(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class InvalidDpopProof(InvalidKey):
+    """A DPoP proof was missing or refused (RFC 9449).
+
+    A subclass so that code catching :class:`InvalidKey` refuses the request anyway; the
+    gateway tells it apart to answer ``WWW-Authenticate: DPoP error="invalid_dpop_proof"``.
+    """

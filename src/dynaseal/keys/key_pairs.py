@@ -21,21 +21,29 @@ class KeyPair:
     public_pem: str  # register with the gateway
 
 
+def new_private_key(algorithm: str) -> Ed25519PrivateKey | ec.EllipticCurvePrivateKey:
+    """A fresh Ed25519 (``EdDSA``) or P-256 (``ES256``) private key."""
+    if algorithm == "EdDSA":
+        return Ed25519PrivateKey.generate()
+    if algorithm == "ES256":
+        return ec.generate_private_key(ec.SECP256R1())
+    raise ValueError(f"algorithm must be one of {ASYMMETRIC_ALGORITHMS}")
+
+
 def generate_key_pair(algorithm: str = "EdDSA") -> KeyPair:
     """A fresh Ed25519 (``EdDSA``) or P-256 (``ES256``) key pair as PEM strings."""
-    private: Any
-    if algorithm == "EdDSA":
-        private = Ed25519PrivateKey.generate()
-    elif algorithm == "ES256":
-        private = ec.generate_private_key(ec.SECP256R1())
-    else:
-        raise ValueError(f"algorithm must be one of {ASYMMETRIC_ALGORITHMS}")
-    private_pem = private.private_bytes(
+    private = new_private_key(algorithm)
+    return KeyPair(algorithm, private_pem_of(private), public_pem_of(private.public_key()))
+
+
+def private_pem_of(private_key: Ed25519PrivateKey | ec.EllipticCurvePrivateKey) -> str:
+    """Unencrypted PKCS#8 PEM: for a place that is itself protected (a secret store, a
+    file only its owner reads)."""
+    return private_key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
-    return KeyPair(algorithm, private_pem, public_pem_of(private.public_key()))
 
 
 def public_pem_of(public_key: Any) -> str:

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from dynaseal.keys.claims import DEFAULT_AUDIENCE, KEY_TYPE
+from dynaseal.keys.jwk import is_thumbprint
 
 SigningKey = str | bytes | Ed25519PrivateKey | EllipticCurvePrivateKey
 
@@ -27,6 +28,8 @@ class MintedKey:
     max_tokens: int
     expires_at: int
     claims: dict[str, Any]
+    #: The device key thumbprint the key is bound to (``cnf.jkt``), if any.
+    jkt: str | None = None
 
 
 def mint_key(
@@ -43,6 +46,7 @@ def mint_key(
     sub: str | None = None,
     metadata: Mapping[str, Any] | None = None,
     max_requests: int | None = None,
+    cnf_jkt: str | None = None,
     now: float | None = None,
 ) -> MintedKey:
     """Mint a dynamic key for one event.
@@ -51,7 +55,9 @@ def mint_key(
     ``max_tokens``, ``expiring``, ``event_id``) and the standard ones on top
     (``iss``, ``aud``, ``iat``, ``nbf``, ``exp``, ``jti``), so both old and new
     gateways accept it. ``max_tokens`` is the budget for every request made with
-    the key, not per request.
+    the key, not per request. With ``cnf_jkt`` (the RFC 7638 thumbprint of the
+    device's public key) the key is bound: the gateway accepts it only with DPoP
+    proofs signed by that device key.
     """
     models = (model,) if isinstance(model, str) else tuple(model)
     if not models or not all(isinstance(m, str) and m for m in models):
@@ -62,6 +68,8 @@ def mint_key(
         raise ValueError("ttl_seconds must be positive")
     if max_requests is not None and (isinstance(max_requests, bool) or max_requests < 1):
         raise ValueError("max_requests must be a positive integer")
+    if cnf_jkt is not None and not is_thumbprint(cnf_jkt):
+        raise ValueError("cnf_jkt must be a SHA-256 JWK thumbprint (43 base64url characters)")
     issued_at = int(now if now is not None else time.time())
     expires_at = issued_at + int(ttl_seconds)
     event_id = event_id or uuid.uuid4().hex
@@ -86,8 +94,10 @@ def mint_key(
         claims["sub"] = sub
     if metadata:
         claims["metadata"] = dict(metadata)
+    if cnf_jkt is not None:
+        claims["cnf"] = {"jkt": cnf_jkt}
     headers: dict[str, Any] = {"typ": KEY_TYPE}
     if kid is not None:
         headers["kid"] = kid
     token = jwt.encode(claims, signing_key, algorithm=algorithm, headers=headers)
-    return MintedKey(token, event_id, models, max_tokens, expires_at, claims)
+    return MintedKey(token, event_id, models, max_tokens, expires_at, claims, cnf_jkt)

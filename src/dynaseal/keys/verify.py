@@ -11,9 +11,6 @@ Verification is split around the one lookup that needs storage, which the caller
 
 from __future__ import annotations
 
-import base64
-import binascii
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +19,16 @@ from typing import Any
 import jwt
 import orjson
 
+from dynaseal.keys.claim_values import (
+    cnf_claim,
+    cost_claim,
+    int_claim,
+    models_claim,
+    str_claim,
+    time_claim,
+)
 from dynaseal.keys.claims import KEY_TYPE, KeyGrant
+from dynaseal.keys.compact import split_compact
 from dynaseal.keys.errors import InvalidKey
 
 #: Tokens longer than this are refused before any parsing.
@@ -31,13 +37,9 @@ MAX_TOKEN_LENGTH = 4096
 SUPPORTED_ALGORITHMS = frozenset({"HS256", "EdDSA", "ES256"})
 #: Header parameters that would let the token choose its own verification key.
 _REFUSED_HEADERS = frozenset({"jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256", "crit"})
-_B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
 #: ``kid`` and tenant ids are lookup values from an attacker: keep them boring.
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _MAX_METADATA_BYTES = 2048
-#: Integer claims above this are refused: the largest integer every JSON reader keeps
-#: exact, and far inside the 64-bit columns budgets are stored in.
-_MAX_INT_CLAIM = 2**53
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,19 +74,6 @@ class UnverifiedKey:
         return self.header.get("typ") == KEY_TYPE
 
 
-def _decode_segment(segment: str) -> dict[str, Any]:
-    if not _B64URL.match(segment):
-        raise InvalidKey("segment is not base64url")
-    try:
-        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-        value = orjson.loads(raw)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidKey("segment is not base64url JSON") from exc
-    if not isinstance(value, dict):
-        raise InvalidKey("segment is not a JSON object")
-    return value
-
-
 def _identifier(value: Any, what: str) -> str:
     if not isinstance(value, str) or not _IDENTIFIER.match(value):
         raise InvalidKey(f"{what} is missing or malformed")
@@ -93,17 +82,7 @@ def _identifier(value: Any, what: str) -> str:
 
 def peek_key(token: str) -> UnverifiedKey:
     """Parse a compact JWS strictly, without trusting anything in it."""
-    if not isinstance(token, str) or not token:
-        raise InvalidKey("no token")
-    if len(token) > MAX_TOKEN_LENGTH:
-        raise InvalidKey("token too long")
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise InvalidKey("not a three-part compact JWS")
-    if not parts[2]:
-        raise InvalidKey("empty signature")
-    header = _decode_segment(parts[0])
-    claims = _decode_segment(parts[1])
+    header, claims = split_compact(token, max_length=MAX_TOKEN_LENGTH)
     if not isinstance(header.get("alg"), str):
         raise InvalidKey("alg header missing")
     refused = _REFUSED_HEADERS.intersection(header)
@@ -137,59 +116,14 @@ def _check_signature(unverified: UnverifiedKey, candidates: Sequence[Verificatio
     raise InvalidKey("no key of the tenant verifies the signature")
 
 
-def _int_claim(claims: dict[str, Any], name: str, *, required: bool, minimum: int = 0) -> Any:
-    value = claims.get(name)
-    if value is None:
-        if required:
-            raise InvalidKey(f"claim {name} missing")
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or not minimum <= value <= _MAX_INT_CLAIM
-    ):
-        raise InvalidKey(f"claim {name} must be an integer from {minimum} to {_MAX_INT_CLAIM}")
-    return value
-
-
-def _time_claim(claims: dict[str, Any], name: str, *, required: bool) -> float | None:
-    value = claims.get(name)
-    if value is None:
-        if required:
-            raise InvalidKey(f"claim {name} missing")
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidKey(f"claim {name} must be a unix time")
-    if value <= 0:
-        raise InvalidKey(f"claim {name} must be a positive unix time")
-    return float(value)
-
-
-def _str_claim(claims: dict[str, Any], name: str, *, required: bool) -> str | None:
-    value = claims.get(name)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value or len(value) > 256:
-        raise InvalidKey(f"claim {name} must be a non-empty string")
-    return value
-
-
 def _models(claims: dict[str, Any]) -> tuple[str, ...]:
-    listed = claims.get("models")
-    if listed is not None:
-        if (
-            not isinstance(listed, list)
-            or not listed
-            or len(listed) > 64
-            or not all(isinstance(m, str) and m and len(m) <= 256 for m in listed)
-        ):
-            raise InvalidKey("claim models must be a non-empty list of names")
-        models = tuple(listed)
+    models = models_claim(claims)
+    if models is not None:
         single = claims.get("model")
         if single is not None and single not in models:
             raise InvalidKey("claim model is not among models")
         return models
-    model = _str_claim(claims, "model", required=True)
+    model = str_claim(claims, "model", required=True)
     return (model,)  # type: ignore[return-value]
 
 
@@ -215,22 +149,41 @@ def verify_key(
     tried against each record whose algorithm matches.
     """
     kid = _check_signature(unverified, candidates)
+    return read_grant(
+        unverified, kid=kid, audience=audience, now=now, leeway=leeway, max_lifetime=max_lifetime
+    )
+
+
+def read_grant(
+    unverified: UnverifiedKey,
+    *,
+    kid: str | None,
+    audience: str | None,
+    now: float,
+    leeway: float = 30.0,
+    max_lifetime: float = 7 * 24 * 3600,
+) -> KeyGrant:
+    """Every claim check of :func:`verify_key`, without the signature.
+
+    Only for a token whose signature was checked by the caller, or for a device
+    reading its own key (``audience=None`` skips the audience check).
+    """
     claims = unverified.claims
-    max_tokens = _int_claim(claims, "max_tokens", required=True, minimum=1)
+    max_tokens = int_claim(claims, "max_tokens", required=True, minimum=1)
     models = _models(claims)
 
     if unverified.is_dynaseal_format:
-        if not _audience_ok(claims.get("aud"), audience):
+        if audience is not None and not _audience_ok(claims.get("aud"), audience):
             raise InvalidKey("wrong audience")
         if claims.get("iss") != unverified.tenant_id:
             raise InvalidKey("iss missing")
-        event_id = _str_claim(claims, "jti", required=True)
+        event_id = str_claim(claims, "jti", required=True)
         legacy_event = claims.get("event_id")
         if legacy_event is not None and legacy_event != event_id:
             raise InvalidKey("event_id and jti differ")
-        issued_at = _time_claim(claims, "iat", required=True)
-        expires_at = _time_claim(claims, "exp", required=True)
-        not_before = _time_claim(claims, "nbf", required=False)
+        issued_at = time_claim(claims, "iat", required=True)
+        expires_at = time_claim(claims, "exp", required=True)
+        not_before = time_claim(claims, "nbf", required=False)
         assert issued_at is not None and expires_at is not None
         if issued_at > now + leeway:
             raise InvalidKey("issued in the future")
@@ -239,15 +192,15 @@ def verify_key(
         if not_before is not None and not_before > now + leeway:
             raise InvalidKey("not yet valid")
     else:
-        event_id = _str_claim(claims, "event_id", required=True)
-        expires_at = _time_claim(claims, "expiring", required=True)
+        event_id = str_claim(claims, "event_id", required=True)
+        expires_at = time_claim(claims, "expiring", required=True)
         issued_at = not_before = None
         assert expires_at is not None
 
     if expires_at <= now - leeway:
         raise InvalidKey("expired")
-    max_requests = _int_claim(claims, "max_requests", required=False, minimum=1)
-    sub = _str_claim(claims, "sub", required=False)
+    max_requests = int_claim(claims, "max_requests", required=False, minimum=1)
+    sub = str_claim(claims, "sub", required=False)
     metadata = claims.get("metadata") or {}
     if not isinstance(metadata, dict) or len(orjson.dumps(metadata)) > _MAX_METADATA_BYTES:
         raise InvalidKey("claim metadata must be a small JSON object")
@@ -264,4 +217,7 @@ def verify_key(
         max_requests=max_requests,
         sub=sub,
         metadata=metadata,
+        jkt=cnf_claim(claims),
+        max_total_tokens=int_claim(claims, "max_total_tokens", required=False, minimum=1),
+        max_cost=cost_claim(claims),
     )

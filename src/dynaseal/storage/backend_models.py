@@ -31,6 +31,8 @@ class User(BackendBase):
     key_lifetime_seconds: Mapped[int | None]
     #: Tokens per UTC day; ``None`` takes the backend default, 0 means unlimited.
     daily_token_quota: Mapped[int | None]
+    #: Only device-bound keys for this user; ``None`` takes the backend default.
+    require_bound_keys: Mapped[bool | None]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from dynaseal.backend import crud, quota
+from dynaseal.backend.binding import device_key_of
 from dynaseal.backend.deps import CurrentUser, DatabaseDep, SettingsDep
 from dynaseal.backend.policy import narrow, policy_for
 from dynaseal.backend.schemas import KeyCreate, KeyCreated
@@ -18,7 +19,11 @@ router = APIRouter(prefix="/key", tags=["keys"])
 
 @router.post("/create")
 async def create_key(
-    user: CurrentUser, db: DatabaseDep, settings: SettingsDep, body: KeyCreate | None = None
+    request: Request,
+    user: CurrentUser,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    body: KeyCreate | None = None,
 ) -> KeyCreated:
     """The body is optional: without it the key gets the user's whole policy. A key's
     budget never exceeds what is left of the user's daily quota; none left is a 429."""
@@ -32,6 +37,7 @@ async def create_key(
     body = body or KeyCreate()
     policy = policy_for(user, settings)
     grant = narrow(policy, body.model, body.max_tokens)
+    jkt = device_key_of(request, body.dpop_jkt, required=policy.require_bound_keys)
     left = await quota.tokens_left_today(db, user.id, policy.daily_token_quota, datetime.now(UTC))
     minted = mint_key(
         settings.llm_key.get_secret_value(),
@@ -43,6 +49,7 @@ async def create_key(
         algorithm=settings.llm_key_algorithm,
         audience=settings.gateway_audience,
         sub=user.id,
+        cnf_jkt=jkt,
     )
     async with db.transaction() as session:
         crud.record_issued_key(session, minted, user.id)
@@ -57,4 +64,5 @@ async def create_key(
         expiring=minted.expires_at,
         gateway_url=gateway_url,
         base_url=f"{gateway_url}/v1",
+        dpop_jkt=jkt,
     )

@@ -39,6 +39,7 @@ def user_view(user: User, settings: BackendSettings) -> UserView:
             key_budget_tokens=policy.key_budget_tokens,
             key_lifetime_seconds=policy.key_lifetime_seconds,
             daily_token_quota=policy.daily_token_quota or None,
+            require_bound_keys=policy.require_bound_keys,
         ),
     )
 
