@@ -15,7 +15,16 @@ from dynaseal.core.original_demo import DEMO_CALLBACK_URL
 from dynaseal.core.settings import load_settings
 from dynaseal.core.startup import wait_for
 from dynaseal.gateway import demo_data, health, tenants
-from dynaseal.gateway.routes import account, admin, api_keys, chat, deliveries, revocations, usage
+from dynaseal.gateway.routes import (
+    account,
+    admin,
+    api_keys,
+    chat,
+    deliveries,
+    key,
+    revocations,
+    usage,
+)
 from dynaseal.gateway.services import GatewayServices
 from dynaseal.gateway.settings import GatewaySettings
 from dynaseal.storage.schema import prepare_schema
@@ -67,6 +76,7 @@ def create_app(
         app,
         [
             chat.router,
+            key.router,
             account.router,
             api_keys.router,
             revocations.router,

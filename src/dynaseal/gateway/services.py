@@ -21,6 +21,7 @@ from dynaseal.gateway.budget.store import BudgetStore
 from dynaseal.gateway.callbacks.delivery import DeliveryWorker
 from dynaseal.gateway.callbacks.url_policy import CallbackPolicy
 from dynaseal.gateway.exclusive import ExclusiveUse
+from dynaseal.gateway.pricing import Price, load_prices
 from dynaseal.gateway.relay.offline import OfflineUpstream
 from dynaseal.gateway.relay.upstream import HttpUpstream, Upstream
 from dynaseal.gateway.secrets_box import SecretsBox
@@ -80,10 +81,12 @@ class GatewayServices:
     callback_policy: CallbackPolicy
     ledger: LedgerWriter
     exclusive: ExclusiveUse | None
+    prices: dict[str, Price]
 
     @classmethod
     def build(cls, settings: GatewaySettings, *, allow_loopback: bool = False) -> GatewayServices:
         """``allow_loopback``: the demo's callback URL is on 127.0.0.1."""
+        prices = load_prices(settings.prices_file, settings.model_prices)
         db = Database(settings.database_url)
         secret = settings.secret_key.get_secret_value()
         box = SecretsBox(secret)
@@ -116,7 +119,7 @@ class GatewayServices:
             box=box,
             key_ring=key_ring,
             budget=budget,
-            gatekeeper=Gatekeeper(settings, key_ring, budget, limiter),
+            gatekeeper=Gatekeeper(settings, key_ring, budget, limiter, prices),
             settler=Settler(budget, limiter, ledger),
             upstream=_upstream(settings),
             delivery=delivery,
@@ -125,6 +128,7 @@ class GatewayServices:
             callback_policy=policy,
             ledger=ledger,
             exclusive=exclusive,
+            prices=prices,
         )
 
     def start(self) -> None:

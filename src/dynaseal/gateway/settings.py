@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Literal
 
 from pydantic import (
@@ -70,6 +71,10 @@ class GatewaySettings(ServiceSettings):
     shutdown_timeout_seconds: PositiveFloat = 30.0
     #: Largest chat request body accepted.
     max_request_bytes: PositiveInt = 4 * 1024 * 1024
+    #: Model prices (USD per million tokens, see dynaseal.gateway.pricing): a JSON or
+    #: TOML file, and/or JSON in the variable itself (its models win over the file's).
+    prices_file: Path | None = None
+    model_prices: str | None = None
 
     def rate_limits(self, tenant_limits: Mapping[str, int]) -> dict[str, int]:
         """The gateway's defaults with the tenant's own limits on top."""

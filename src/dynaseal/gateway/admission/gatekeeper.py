@@ -6,16 +6,21 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dynaseal.core.money import MAX_UNITS
 from dynaseal.gateway.admission import chat_request
 from dynaseal.gateway.admission.key_ring import KeyRing, TenantKeys
 from dynaseal.gateway.admission.limiters import RateLimiter
 from dynaseal.gateway.admission.rate_limits import Scope, Verdict, scopes_for
-from dynaseal.gateway.budget.rules import Reservation
+from dynaseal.gateway.budget import report
+from dynaseal.gateway.budget.limits import budgets_of
+from dynaseal.gateway.budget.rules import Amounts, Ask, Reservation
 from dynaseal.gateway.budget.store import BudgetStore
-from dynaseal.gateway.errors import invalid_key, model_not_allowed
+from dynaseal.gateway.errors import invalid_key, model_not_allowed, model_not_priced
+from dynaseal.gateway.pricing import Price
 from dynaseal.gateway.relay.token_estimate import estimate_prompt_tokens
 from dynaseal.gateway.settings import GatewaySettings
 from dynaseal.keys import InvalidKey, KeyGrant, peek_key, verify_key
@@ -46,6 +51,10 @@ class Admission:
     rate_verdict: Verdict | None = None
     request_id: str = field(default_factory=lambda: f"req_{uuid.uuid4().hex}")
     started_at: float = field(default_factory=time.time)
+    #: The model's price (``None``: none known, the request's cost is unknown).
+    price: Price | None = None
+    #: What the request used, once settled (set by the settler).
+    used: Amounts | None = None
 
     @property
     def model(self) -> str:
@@ -56,7 +65,9 @@ class Admission:
         return bool(self.body.get("stream"))
 
     def response_headers(self) -> dict[str, str]:
-        return self.rate_verdict.headers() if self.rate_verdict is not None else {}
+        headers = self.rate_verdict.headers() if self.rate_verdict is not None else {}
+        headers.update(report.remaining_headers(self.reservation, self.used))
+        return headers
 
 
 class Gatekeeper:
@@ -68,11 +79,13 @@ class Gatekeeper:
         key_ring: KeyRing,
         budget: BudgetStore,
         limiter: RateLimiter,
+        prices: Mapping[str, Price],
     ) -> None:
         self._settings = settings
         self._key_ring = key_ring
         self._budget = budget
         self._limiter = limiter
+        self._prices = prices  # the gateway's table; a tenant's own prices win
         # token -> (the tenant keys it was verified against, its grant). A device reuses
         # its key for many requests; re-checking the signature each time is wasted work.
         self._verified: dict[str, tuple[TenantKeys, KeyGrant]] = {}
@@ -129,20 +142,20 @@ class Gatekeeper:
     async def admit(self, authorization: str | None, raw_body: bytes) -> Admission:
         grant, tenant_keys = await self.verify(authorization)
         body = chat_request.parse_chat_body(raw_body)
-        if not grant.allows_model(body["model"]):
-            raise model_not_allowed(body["model"])
+        model = body["model"]
+        if not grant.allows_model(model):
+            raise model_not_allowed(model)
+        budgets = budgets_of(grant, tenant_keys.key_defaults)
+        price = tenant_keys.prices.get(model) or self._prices.get(model)
+        if budgets.cost is not None and price is None:
+            raise model_not_priced(model)
         scopes = scopes_for(grant, self._settings.rate_limits(tenant_keys.rate_limits))
         verdict = None
         if scopes:
             verdict = await self._limiter.admit(scopes)
             if verdict.refused is not None:
                 raise verdict.error()
-        reservation = await self._budget.reserve(
-            grant,
-            prompt_estimate=estimate_prompt_tokens(body),
-            requested_cap=chat_request.requested_cap(body),
-            choices=body.get("n") or 1,
-        )
+        reservation = await self._budget.reserve(grant, budgets, ask_of(body, price))
         return Admission(
             grant=grant,
             reservation=reservation,
@@ -150,4 +163,17 @@ class Gatekeeper:
             upstream_body=chat_request.upstream_body(body, reservation.completion_cap),
             rate_scopes=scopes,
             rate_verdict=verdict,
+            price=price,
         )
+
+
+def ask_of(body: dict[str, Any], price: Price | None) -> Ask:
+    """What a checked chat request asks of its key's budgets."""
+    prompt = estimate_prompt_tokens(body)
+    return Ask(
+        prompt_estimate=prompt,
+        prompt_cost=0 if price is None else min(prompt * price.prompt_token, MAX_UNITS),
+        output_price=0 if price is None else price.output,
+        requested_cap=chat_request.requested_cap(body),
+        choices=body.get("n") or 1,
+    )

@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from dynaseal.gateway.budget.limits import KeyDefaults
+from dynaseal.gateway.pricing import Price, PriceError, parse_prices
 from dynaseal.gateway.secrets_box import SecretsBox
 from dynaseal.keys import VerificationKey, load_public_key
 from dynaseal.storage import Database
@@ -33,6 +35,10 @@ class TenantKeys:
     keys: tuple[_CachedKey, ...]
     not_before: float | None  # keys minted before this unix time are refused
     rate_limits: dict[str, int] = field(default_factory=dict)  # the tenant's own limits
+    key_defaults: KeyDefaults = field(
+        default_factory=KeyDefaults
+    )  # budgets of keys that carry none
+    prices: dict[str, Price] = field(default_factory=dict)  # over the gateway's table
 
     def active(self, now: float) -> tuple[VerificationKey, ...]:
         return tuple(c.key for c in self.keys if c.retires_at is None or c.retires_at > now)
@@ -83,7 +89,21 @@ class KeyRing:
                     _CachedKey(VerificationKey(record.kid, record.algorithm, material), retires)
                 )
         cutoff = tenant.keys_not_before.timestamp() if tenant.keys_not_before else None
-        return TenantKeys(tuple(keys), cutoff, dict(tenant.rate_limits or {}))
+        return TenantKeys(
+            tuple(keys),
+            cutoff,
+            dict(tenant.rate_limits or {}),
+            KeyDefaults.stored(tenant.key_defaults),
+            self._prices(tenant),
+        )
+
+    @staticmethod
+    def _prices(tenant: Tenant) -> dict[str, Price]:
+        try:  # validated when the tenant set them
+            return parse_prices(tenant.model_prices or {}, "model_prices")
+        except PriceError as exc:
+            log.error("tenant %s has unusable model prices: %s", tenant.id, exc)
+            return {}
 
     def _material(self, record: TenantKey) -> Any:
         if record.public_key_pem is not None:

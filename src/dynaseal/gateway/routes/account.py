@@ -1,18 +1,23 @@
-"""Tenant login, tokens and profile (callback URL, usage total)."""
+"""Tenant login, tokens and profile (callback URL, usage totals, key defaults, prices)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Request
-from pydantic import BaseModel, NonNegativeInt
+from pydantic import BaseModel, Field, NonNegativeInt, field_validator
 
-from dynaseal.core.errors import unauthorized
+from dynaseal.core.errors import bad_request, unauthorized
+from dynaseal.core.money import Usd
 from dynaseal.core.session_tokens import InvalidSessionToken
 from dynaseal.gateway import tenants
+from dynaseal.gateway.budget.limits import KeyDefaults
 from dynaseal.gateway.callbacks import outbox
 from dynaseal.gateway.deps import CurrentTenant, Services, allowed_callback_url
+from dynaseal.gateway.pricing import PriceError, parse_price
+from dynaseal.keys import InvalidKey
+from dynaseal.keys.claim_values import MAX_INT_CLAIM, cost_claim
 from dynaseal.storage.gateway_models import Tenant
 
 router = APIRouter(tags=["tenant account"])
@@ -30,6 +35,23 @@ class RefreshRequest(BaseModel):
     refresh_token: str
 
 
+class KeyDefaultsIO(BaseModel):
+    """Budgets for the tenant's keys that carry none of their own (null: none)."""
+
+    max_total_tokens: int | None = Field(default=None, ge=1, le=MAX_INT_CLAIM)
+    #: USD as a decimal string, written as the ``max_cost`` claim is.
+    max_cost: str | None = None
+
+    @field_validator("max_cost")
+    @classmethod
+    def _cost(cls, value: str | None) -> str | None:
+        try:
+            amount = cost_claim({"max_cost": value})
+        except InvalidKey as exc:
+            raise ValueError(exc.reason.replace("claim ", "")) from None
+        return None if amount is None else KeyDefaults(max_cost=amount).to_json()["max_cost"]
+
+
 class TenantOut(BaseModel):
     id: str
     username: str
@@ -39,12 +61,30 @@ class TenantOut(BaseModel):
     callback_include_content: bool
     callback_include_prompt: bool
     rate_limits: dict[str, int] | None
+    key_defaults: KeyDefaultsIO
+    #: The tenant's own prices, USD per million tokens, over the gateway's table.
+    model_prices: dict[str, dict[str, str]]
     total_tokens: int
+    total_cost: Usd  # of the requests whose model had a price
     created_at: datetime
 
     @classmethod
     def of(cls, tenant: Tenant) -> TenantOut:
-        return cls.model_validate(tenant, from_attributes=True)
+        return cls(
+            id=tenant.id,
+            username=tenant.username,
+            email=tenant.email,
+            is_admin=tenant.is_admin,
+            callback_url=tenant.callback_url,
+            callback_include_content=tenant.callback_include_content,
+            callback_include_prompt=tenant.callback_include_prompt,
+            rate_limits=tenant.rate_limits,
+            key_defaults=KeyDefaultsIO.model_validate(tenant.key_defaults or {}),
+            model_prices=tenant.model_prices or {},
+            total_tokens=tenant.total_tokens,
+            total_cost=tenant.total_cost,
+            created_at=tenant.created_at,
+        )
 
 
 class TenantUpdate(BaseModel):
@@ -55,6 +95,31 @@ class TenantUpdate(BaseModel):
     #: Per-minute limits over the gateway's defaults: key_rpm, key_tpm, sub_rpm, sub_tpm,
     #: tenant_rpm, tenant_tpm (0 = unlimited).
     rate_limits: dict[RateLimitName, NonNegativeInt] | None = None
+    #: Budgets for keys without their own ``max_total_tokens`` / ``max_cost``; the
+    #: fields given are set (null clears one), the others kept.
+    key_defaults: KeyDefaultsIO | None = None
+    #: Prices over the gateway's, USD per million tokens as decimal strings:
+    #: ``{model: {"input", "output"[, "cached_input"]}}``; a model set to null goes back
+    #: to the gateway's price.
+    model_prices: dict[str, dict[str, Any] | None] | None = Field(default=None, max_length=256)
+
+
+def _prices(
+    current: dict[str, Any] | None, given: dict[str, dict[str, Any] | None]
+) -> dict[str, Any]:
+    """The tenant's prices with ``given`` applied, each written as the gateway reads it."""
+    prices = dict(current or {})
+    for model, entry in given.items():
+        if entry is None:
+            prices.pop(model, None)
+            continue
+        if not model or len(model) > 256:
+            raise bad_request("model names must be 1 to 256 characters.", param="model_prices")
+        try:
+            prices[model] = parse_price(entry, f"model_prices[{model!r}]").per_million()
+        except PriceError as exc:
+            raise bad_request(f"{exc}.", param="model_prices") from None
+    return prices
 
 
 @router.post("/user/login", response_model=TokenPair, summary="Log in as a tenant")
@@ -106,4 +171,10 @@ async def update_me(tenant: CurrentTenant, services: Services, body: TenantUpdat
             row.callback_include_prompt = body.callback_include_prompt
         if body.rate_limits is not None:
             row.rate_limits = (row.rate_limits or {}) | body.rate_limits
+        if body.key_defaults is not None:
+            given = body.key_defaults.model_dump(include=body.key_defaults.model_fields_set)
+            row.key_defaults = (row.key_defaults or {}) | given
+        if body.model_prices is not None:
+            row.model_prices = _prices(row.model_prices, body.model_prices)
+    services.key_ring.forget(tenant.id)
     return TenantOut.of(row)

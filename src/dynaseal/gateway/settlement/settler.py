@@ -30,7 +30,8 @@ class Settler:
     async def settle(self, admission: Admission, transcript: Transcript, status: Status) -> None:
         """A request ended: free its reservation, count its tokens, record it durably."""
         settled = finish(admission, transcript, status)
-        await self._budget.release(admission.grant, admission.reservation, settled.used)
+        admission.used = settled.amounts  # what the answer's budget headers give back
+        await self._budget.release(admission.grant, admission.reservation, settled.amounts)
         if admission.rate_scopes:
             try:
                 await self._limiter.add_tokens(admission.rate_scopes, settled.used)
