@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from dynaseal.core.access_log import note
 from dynaseal.core.login_throttle import LoginThrottle
 from dynaseal.core.session_tokens import SessionTokens
 from dynaseal.core.settings import ConfigError
@@ -131,6 +132,7 @@ class GatewayServices:
     async def settle(self, admission: Admission, transcript: Transcript, status: str) -> None:
         """A request ended: free its reservation, count its tokens, record it durably."""
         settled = settlement.finish(admission, transcript, status)  # type: ignore[arg-type]
+        note(tokens=settled.used, outcome=status)
         budget = self.gatekeeper.budget
         await budget.release(admission.grant, admission.reservation, settled.used)
         if admission.rate_scopes:
