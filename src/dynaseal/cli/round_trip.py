@@ -1,4 +1,4 @@
-"""``dynaseal demo``: the whole round trip in one process, for a first look.
+"""The round trip of ``dynaseal demo``, in one process, for a first look.
 
 Gateway and backend run on loopback in background threads, each with its own SQLite
 file in a temporary directory; then the command plays the device over real HTTP, the
@@ -9,23 +9,19 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import socket
-import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
 import openai
-import typer
 from rich.markup import escape
 
 from dynaseal.backend.app import create_app as create_backend
 from dynaseal.backend.settings import BackendSettings
-from dynaseal.cli.logs import configure_logging
-from dynaseal.cli.output import console, fail, text
+from dynaseal.cli.output import console, text
 from dynaseal.cli.progress import DemoFailed, Progress, StepFailed
 from dynaseal.cli.servers import BackgroundServer, PortInUse, ServerFailed, base_url, bind
 from dynaseal.cli.settings import settings_or_exit
@@ -40,47 +36,12 @@ from dynaseal.core.original_demo import (
 from dynaseal.gateway.app import create_app as create_gateway
 from dynaseal.gateway.settings import GatewaySettings
 
-DEFAULT_PROMPT = "Explain in one sentence what a dynamic key is."
 CALLBACK_TIMEOUT_SECONDS = 15.0
 HOST = "127.0.0.1"
 STEPS = 6
 
 
-def demo(
-    gateway_port: Annotated[
-        int, typer.Option(help="Port of the gateway (0 picks a free one).")
-    ] = 8000,
-    backend_port: Annotated[
-        int, typer.Option(help="Port of the backend (0 picks a free one).")
-    ] = 9000,
-    prompt: Annotated[str, typer.Option(help="What the device asks the model.")] = DEFAULT_PROMPT,
-    keep_data: Annotated[
-        bool,
-        typer.Option("--keep-data", help="Keep the demo's SQLite files and say where they are."),
-    ] = False,
-) -> None:
-    """Run gateway, backend and device in one process and show a full round trip.
-
-    Starts both services on 127.0.0.1 with throwaway databases and the original demo
-    data, logs in as client1, gets a dynamic key, streams a chat completion from the
-    gateway with the OpenAI SDK, then shows the usage callback the backend received.
-    Uses the offline responder unless OPENAI_BASE_URL (and OPENAI_API_KEY) are set.
-    """
-    configure_logging("warning")
-    workdir = Path(tempfile.mkdtemp(prefix="dynaseal-demo-"))
-    try:
-        with ExitStack() as stack:
-            _round_trip(stack, workdir, gateway_port, backend_port, prompt)
-    except DemoFailed as exc:
-        fail(str(exc))
-    finally:
-        if keep_data:
-            console.print(f"demo data kept in {escape(str(workdir))}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _round_trip(
+def round_trip(
     stack: ExitStack, workdir: Path, gateway_port: int, backend_port: int, prompt: str
 ) -> None:
     # Settings and ports first: a bad variable or a busy port stops us before anything runs.
