@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +15,7 @@ from dynaseal.cli.main import app
 from dynaseal.core.original_demo import DEMO_USER_PASSWORD, DEMO_USER_USERNAME
 from dynaseal.gateway.app import create_app as create_gateway
 from dynaseal.gateway.settings import GatewaySettings
+from support.commands import run_dynaseal
 from support.databases import fresh_database
 from support.servers import free_port, serve
 
@@ -32,21 +30,6 @@ HELP_MENTIONS = {
     ("chat",): ["--backend-url", "--username", "--password", "--model", "--no-stream"],
     ("demo",): ["--gateway-port", "--backend-port", "--prompt", "--keep-data"],
 }
-
-
-def run_dynaseal(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60):
-    """The real command in a subprocess, as a user runs it (``python -m dynaseal``)."""
-    environment = {k: v for k, v in os.environ.items() if k != "OPENAI_BASE_URL"}
-    environment.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "dynaseal", *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 @pytest.mark.parametrize("command", list(HELP_MENTIONS), ids=lambda c: " ".join(c) or "root")

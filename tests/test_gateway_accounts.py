@@ -144,3 +144,30 @@ def test_callback_url_must_be_http(gateway: ServerThread) -> None:
     )
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "callback_url"
+
+
+@pytest.mark.parametrize("path", ["/nope", "/v1/nope", "/api/v1/chat/complete"])
+def test_unknown_paths_answer_in_openais_error_format(gateway: ServerThread, path: str) -> None:
+    response = httpx.get(gateway.url + path)
+    assert response.status_code == 404
+    assert response.json()["error"] == {
+        "message": f"Unknown request URL: GET {path}.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "unknown_url",
+    }
+
+
+def test_the_api_documentation_includes_chat_completions(gateway: ServerThread) -> None:
+    schema = httpx.get(gateway.url + "/openapi.json").json()
+    operation = schema["paths"]["/v1/chat/completions"]["post"]
+    assert "dynamic key" in operation["description"]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert {"model", "messages"} <= set(_resolve(schema, body)["required"])
+    assert httpx.get(gateway.url + "/docs").status_code == 200
+
+
+def _resolve(schema: dict, node: dict) -> dict:
+    if "$ref" in node:
+        return schema["components"]["schemas"][node["$ref"].rsplit("/", 1)[-1]]
+    return node

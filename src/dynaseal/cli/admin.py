@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,6 +45,13 @@ app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 
 TenantOption = Annotated[str, typer.Option("--tenant", help="The tenant's id or username.")]
+BackendEnv = Annotated[
+    bool,
+    Flag(
+        "--backend-env",
+        help="Print only the backend's variables (LLM_USER_ID=... lines), for an env file.",
+    ),
+]
 TenantArgument = Annotated[str, typer.Argument(help="The tenant's id or username.")]
 
 
@@ -129,6 +137,13 @@ def _admin(ctx: typer.Context) -> Iterator[_Admin]:
         yield _Admin(http, renewable)
 
 
+def _print_env(variables: dict[str, str | None]) -> None:
+    """``NAME=value`` lines a shell can source (``set -a; . ./backend.env``)."""
+    for name, value in variables.items():
+        if value:
+            console.print(f"{name}={shlex.quote(value)}", markup=False, highlight=False)
+
+
 def _show(record: dict[str, Any], labels: tuple[str, ...]) -> None:
     for label in labels:
         if record.get(label) is not None:
@@ -194,6 +209,7 @@ def create_tenant(
         str | None, typer.Option(help="Where the gateway sends the usage callbacks.")
     ] = None,
     json_output: JsonOutput = False,
+    backend_env: BackendEnv = False,
 ) -> None:
     """Register a tenant (a business backend). Shows its webhook secret once."""
     if not password:
@@ -205,6 +221,9 @@ def create_tenant(
         created = call("POST", "/v1/tenants", json=body)
     if json_output:
         as_json(created)
+        return
+    if backend_env:
+        _print_env({"LLM_USER_ID": created["id"], "WEBHOOK_SECRET": created["webhook_secret"]})
         return
     _show(created, ("id", "username", "email", "callback_url"))
     console.print(f"{'webhook_secret':<18}{created['webhook_secret']}  (shown once)")
@@ -279,6 +298,7 @@ def create_key(
         typer.Option(help="PEM public key, for EdDSA and ES256.", exists=True, dir_okay=False),
     ] = None,
     json_output: JsonOutput = False,
+    backend_env: BackendEnv = False,
 ) -> None:
     """A new signing key for the tenant. An HS256 secret is shown once."""
     body: dict[str, Any] = {"algorithm": algorithm, "label": label}
@@ -288,6 +308,16 @@ def create_key(
         created = call("POST", f"/v1/admin/tenants/{tenant}/api-keys", json=body)
     if json_output:
         as_json(created)
+        return
+    if backend_env:  # an asymmetric key's private half is already with the backend
+        _print_env(
+            {
+                "LLM_USER_ID": created["tenant_id"],
+                "LLM_KEY_ID": created["kid"],
+                "LLM_KEY_ALGORITHM": created["algorithm"],
+                "LLM_KEY": created.get("secret"),
+            }
+        )
         return
     _show(created, ("kid", "tenant_id", "algorithm", "label"))
     if created.get("secret"):

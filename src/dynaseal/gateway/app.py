@@ -15,7 +15,16 @@ from dynaseal.core.http import configure, include_everywhere
 from dynaseal.core.settings import load_settings
 from dynaseal.core.startup import create_if_absent, wait_for
 from dynaseal.gateway import demo_data, health, shared_state, tenants
-from dynaseal.gateway.routes import account, admin, api_keys, chat, deliveries, revocations, usage
+from dynaseal.gateway.routes import (
+    account,
+    admin,
+    api_keys,
+    chat,
+    chat_docs,
+    deliveries,
+    revocations,
+    usage,
+)
 from dynaseal.gateway.secrets_box import SecretsBox
 from dynaseal.gateway.services import GatewayServices
 from dynaseal.gateway.settings import GatewaySettings
@@ -77,6 +86,7 @@ def create_app(
         ],
     )
     app.include_router(health.router)
+    chat_docs.document(app)
     return app
 
 
