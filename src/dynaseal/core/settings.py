@@ -54,7 +54,8 @@ NumberList = Annotated[list[PositiveFloat], NoDecode, BeforeValidator(_list_from
 class ServiceSettings(BaseSettings):
     """What the gateway and the backend both need."""
 
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+    # An empty variable is an unset one (``LLM_KEY: ${LLM_KEY:-}`` in a compose file).
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, env_ignore_empty=True)
 
     secret_key: SecretStr = SecretStr(INSECURE_DEV_SECRET)
     algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
