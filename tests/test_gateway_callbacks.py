@@ -19,6 +19,7 @@ from dynaseal.core.original_demo import (
     DEMO_TENANT_USERNAME,
     DEMO_WEBHOOK_SECRET,
 )
+from dynaseal.gateway.callback_url import CallbackPolicy, CallbackURLRefused, check_callback_url
 from dynaseal.gateway.delivery import DEFAULT_RETRY_SCHEDULE, retry_after_seconds
 from support.callbacks import CallbackSink
 from support.servers import ServerThread
@@ -354,3 +355,17 @@ def test_cli_lists_shows_resends_and_tests_deliveries(
     assert len(sink.wait_for(2, event_id=event_of(key))) == 2
     wrong = runner.invoke(deliveries_cli, ["--gateway-url", gateway.url, "list"])
     assert wrong.exit_code == 2 and "--username" in wrong.output
+
+
+@pytest.mark.parametrize(
+    ("url", "setting"),
+    [
+        ("http://127.0.0.1:9000/v1/callback/usage", "ALLOW_LOOPBACK_CALLBACKS"),
+        ("http://10.1.2.3/v1/callback/usage", "ALLOW_PRIVATE_CALLBACKS"),
+    ],
+)
+async def test_a_refused_callback_url_names_the_setting_that_allows_it(
+    url: str, setting: str
+) -> None:
+    with pytest.raises(CallbackURLRefused, match=f"{setting}=true"):
+        await check_callback_url(url, CallbackPolicy())
