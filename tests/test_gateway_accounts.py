@@ -100,6 +100,7 @@ def test_api_keys_are_created_shown_once_rotated_and_revoked(gateway: ServerThre
     assert first.status_code == second.status_code == 201
     first_key, second_key = first.json(), second.json()
     assert first_key["tenant_id"] == tenant_id and len(first_key["secret"]) >= 32
+    assert "public_key" not in first_key  # an HS256 key has none: no "public_key": null
 
     listed = httpx.get(gateway.url + "/v1/api-keys", headers=owner)
     assert [k["kid"] for k in listed.json()] == [first_key["kid"], second_key["kid"]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import openai
@@ -22,6 +23,7 @@ from dynaseal.core.original_demo import (
 from dynaseal.gateway.callback_url import CallbackPolicy, CallbackURLRefused, check_callback_url
 from dynaseal.gateway.delivery import DEFAULT_RETRY_SCHEDULE, retry_after_seconds
 from support.callbacks import CallbackSink
+from support.commands import run_dynaseal
 from support.servers import ServerThread
 from support.tenants import TenantHandle, create_tenant, login
 from support.upstream import FakeUpstream
@@ -355,6 +357,21 @@ def test_cli_lists_shows_resends_and_tests_deliveries(
     assert len(sink.wait_for(2, event_id=event_of(key))) == 2
     wrong = runner.invoke(deliveries_cli, ["--gateway-url", gateway.url, "list"])
     assert wrong.exit_code == 2 and "--username" in wrong.output
+
+
+def test_the_deliveries_table_is_whole_when_piped(
+    gateway: ServerThread, sink: CallbackSink, tmp_path: Path
+) -> None:
+    key = mint()
+    client(gateway, key).chat.completions.create(model=DEMO_MODEL, messages=MESSAGES)
+    [payload] = sink.wait_for(1, event_id=event_of(key))
+    webhook_id = sink.delivery_of(payload).headers["webhook-id"]
+    login = ["--gateway-url", gateway.url, "--username", DEMO_TENANT_USERNAME]
+    login += ["--password", DEMO_TENANT_PASSWORD]
+    piped = run_dynaseal("deliveries", *login, "list", "--status", "delivered", cwd=tmp_path)
+    assert piped.returncode == 0, piped.stderr
+    (row,) = [line for line in piped.stdout.splitlines() if webhook_id in line]
+    assert " delivered " in row and "…" not in piped.stdout
 
 
 @pytest.mark.parametrize(

@@ -24,13 +24,15 @@ import typer
 from rich.markup import escape
 
 from dynaseal.cli.gateway_api import answer, gateway_client, log_in
-from dynaseal.cli.options import Flag, JsonOutput
+from dynaseal.cli.options import Flag, JsonOutput, Password, given
 from dynaseal.cli.output import EXIT_CONFIG, as_json, console, fail, table
 
 if TYPE_CHECKING:
     import httpx
 
 TOKEN_VARIABLE = "DYNASEAL_ADMIN_TOKEN"
+ADMIN_PASSWORD = "DYNASEAL_ADMIN_PASSWORD"
+TENANT_PASSWORD = "DYNASEAL_TENANT_PASSWORD"
 DEFAULT_GATEWAY = "http://127.0.0.1:8000"
 
 app = typer.Typer(
@@ -159,17 +161,11 @@ def login(
     username: Annotated[str, typer.Option(help="The admin account.")] = "admin",
     password: Annotated[
         str | None,
-        typer.Option(
-            envvar="DYNASEAL_ADMIN_PASSWORD",
-            help="The admin password (ADMIN_USER_PASSWORD of the gateway).",
-            show_default=False,
-        ),
+        Password(ADMIN_PASSWORD, "The admin password (ADMIN_USER_PASSWORD of the gateway)."),
     ] = None,
 ) -> None:
     """Log in as the admin and keep the tokens for the other `admin` commands."""
-    # Never prompt: the command must work without a terminal (CI, scripts).
-    if not password:
-        fail("no password: pass --password or set DYNASEAL_ADMIN_PASSWORD", EXIT_CONFIG)
+    password = given(password, ADMIN_PASSWORD)
     gateway_url = ctx.obj.gateway_url or DEFAULT_GATEWAY
     with gateway_client(gateway_url) as http:
         tokens = log_in(http, username, password)
@@ -197,12 +193,7 @@ def create_tenant(
     ctx: typer.Context,
     username: Annotated[str, typer.Argument(help="The name the tenant logs in with.")],
     password: Annotated[
-        str | None,
-        typer.Option(
-            envvar="DYNASEAL_TENANT_PASSWORD",
-            help="The tenant's password (8 characters or more).",
-            show_default=False,
-        ),
+        str | None, Password(TENANT_PASSWORD, "The tenant's password (8 characters or more).")
     ] = None,
     email: Annotated[str | None, typer.Option(help="The tenant's email.")] = None,
     callback_url: Annotated[
@@ -212,9 +203,7 @@ def create_tenant(
     backend_env: BackendEnv = False,
 ) -> None:
     """Register a tenant (a business backend). Shows its webhook secret once."""
-    if not password:
-        fail("no password: pass --password or set DYNASEAL_TENANT_PASSWORD", EXIT_CONFIG)
-    body = {"username": username, "password": password, "email": email}
+    body = {"username": username, "password": given(password, TENANT_PASSWORD), "email": email}
     if callback_url:
         body["callback_url"] = callback_url
     with _admin(ctx) as call:

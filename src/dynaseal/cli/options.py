@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
+from dynaseal.cli.output import EXIT_CONFIG, fail
+
 DatabaseUrl = Annotated[
     str | None,
     typer.Option(
@@ -23,3 +25,16 @@ def Flag(name: str, *, help: str) -> Any:
 
 
 JsonOutput = Annotated[bool, Flag("--json", help="Print the answer as JSON, for scripts.")]
+
+
+def Password(envvar: str, help: str) -> Any:
+    """``--password``, or the variable ``envvar``; its value is never shown in the help."""
+    return typer.Option("--password", envvar=envvar, help=help, show_default=False)
+
+
+def given(password: str | None, envvar: str) -> str:
+    """The password, or end the command: it never prompts, so that it works without a
+    terminal (CI, scripts)."""
+    if not password:
+        fail(f"no password: pass --password or set {envvar}", EXIT_CONFIG)
+    return password

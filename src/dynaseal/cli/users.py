@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dynaseal.cli.options import DatabaseUrl, Flag, JsonOutput
+from dynaseal.cli.options import DatabaseUrl, Flag, JsonOutput, Password, given
 from dynaseal.cli.output import EXIT_CONFIG, as_json, console, fail
 from dynaseal.cli.schema import database_job_or_exit
 
@@ -20,11 +20,7 @@ def create_user(
     username: Annotated[str, typer.Argument(help="The name the user logs in with.")],
     password: Annotated[
         str | None,
-        typer.Option(
-            envvar="DYNASEAL_PASSWORD",
-            help="The user's password (or DYNASEAL_PASSWORD, which `dynaseal chat` reads too).",
-            show_default=False,
-        ),
+        Password("DYNASEAL_PASSWORD", "The user's password (`dynaseal chat` reads it there too)."),
     ] = None,
     email: Annotated[str | None, typer.Option(help="Email; the user may log in with it.")] = None,
     model: Annotated[
@@ -61,9 +57,7 @@ def create_user(
     from dynaseal.core.logs import configure_logging
 
     configure_logging("warning")
-    # Never prompt: the command must work without a terminal (CI, scripts).
-    if not password:
-        fail("no password: pass --password or set DYNASEAL_PASSWORD", EXIT_CONFIG)
+    password = given(password, "DYNASEAL_PASSWORD")
     settings = settings_or_exit(BackendSettings, database_url=database_url)
     try:
         created = database_job_or_exit(
