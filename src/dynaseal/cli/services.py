@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from dynaseal.cli.options import DatabaseUrl, Flag
 from dynaseal.cli.output import fail
 from dynaseal.cli.schema import database_job_or_exit
+
+if TYPE_CHECKING:
+    import socket
 
 log = logging.getLogger("dynaseal")
 
@@ -40,13 +43,8 @@ LogLevel = Annotated[
 ]
 
 
-def serve(name: str, app: Any, host: str, port: int, log_level: str, **options: Any) -> None:
-    """Bind first so a busy port is a one-line error, then serve until interrupted."""
-    sock = bind_or_exit(name, host, port)
-    serve_on(name, app, sock, log_level, **options)
-
-
-def bind_or_exit(name: str, host: str, port: int) -> Any:
+def bind_or_exit(name: str, host: str, port: int) -> socket.socket:
+    """Bind before anything else, so a busy port is a one-line error at once."""
     from dynaseal.cli.servers import PortInUse, ServerFailed, bind
 
     try:
@@ -57,7 +55,8 @@ def bind_or_exit(name: str, host: str, port: int) -> Any:
         fail(f"cannot start the {name}: {exc}")
 
 
-def serve_on(name: str, app: Any, sock: Any, log_level: str, **options: Any) -> None:
+def serve_on(name: str, app: Any, sock: socket.socket, log_level: str, **options: Any) -> None:
+    """Serve on ``sock`` until interrupted; a start-up failure ends the command with 1."""
     from dynaseal.cli.servers import ServerFailed, base_url, run_foreground
 
     log.info("starting the %s on %s (Ctrl-C to stop)", name, base_url(sock))
@@ -111,6 +110,7 @@ def gateway(
     settings = settings_or_exit(GatewaySettings, database_url=database_url, redis_url=redis_url)
     if demo_data:
         warn_demo_data("the demo tenant user1 and its API key")
+    sock = bind_or_exit("gateway", host, port)
     database_job_or_exit(
         "start the gateway",
         settings.database_url,
@@ -134,11 +134,10 @@ def gateway(
             os.environ["BUDGET_STORE"] = "database"
         factory = gateway_app.create_app_from_environment
         app = f"{factory.__module__}:{factory.__name__}"
-    serve(
+    serve_on(
         "gateway",
         app,
-        host,
-        port,
+        sock,
         log_level,
         graceful_seconds=settings.shutdown_timeout_seconds,
         workers=workers,
@@ -181,19 +180,19 @@ def backend(
     settings = settings_or_exit(BackendSettings, database_url=database_url, gateway_url=gateway_url)
     if demo_data:
         warn_demo_data("the demo user client1 and signs with the demo tenant's public key")
+    sock = bind_or_exit("backend", host, port)
     database_job_or_exit(
         "start the backend",
         settings.database_url,
         lambda: backend_app.prepare(settings, demo_data=demo_data),
     )
-    sock = bind_or_exit("backend", host, port)
     app = backend_app.create_app(settings, demo_data=demo_data, prepared=True)
     if demo_data and app.state.settings.llm_user_id == DEMO_TENANT_ID:
         _point_demo_callbacks_here(app.state.settings.gateway_url, sock)
     serve_on("backend", app, sock, log_level)
 
 
-def _point_demo_callbacks_here(gateway_url: str, sock: Any) -> None:
+def _point_demo_callbacks_here(gateway_url: str, sock: socket.socket) -> None:
     """Tell a demo gateway to send the demo tenant's callbacks to this backend's real
     address (``--port`` may not be the original's 9000). Best effort: the gateway may
     not be running yet."""
