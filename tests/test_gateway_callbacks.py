@@ -332,16 +332,26 @@ def test_default_retry_schedule_spans_about_three_days() -> None:
     assert 2.5 * 86400 < sum(DEFAULT_RETRY_SCHEDULE) < 3.5 * 86400
 
 
+def delivered_callback(gateway: ServerThread, sink: CallbackSink) -> tuple[str, str]:
+    """A completion whose callback arrived: its key and the delivery's webhook-id."""
+    key = mint()
+    client(gateway, key).chat.completions.create(model=DEMO_MODEL, messages=MESSAGES)
+    [payload] = sink.wait_for(1, event_id=event_of(key))
+    return key, sink.delivery_of(payload).headers["webhook-id"]
+
+
+def tenant_login(gateway: ServerThread) -> list[str]:
+    """The options of ``dynaseal deliveries`` that log in as the demo tenant."""
+    login = ["--gateway-url", gateway.url, "--username", DEMO_TENANT_USERNAME]
+    return [*login, "--password", DEMO_TENANT_PASSWORD]
+
+
 def test_cli_lists_shows_resends_and_tests_deliveries(
     gateway: ServerThread, sink: CallbackSink
 ) -> None:
     sink.fail_next = 1
-    key = mint()
-    client(gateway, key).chat.completions.create(model=DEMO_MODEL, messages=MESSAGES)
-    [payload] = sink.wait_for(1, event_id=event_of(key))
-    webhook_id = sink.delivery_of(payload).headers["webhook-id"]
-    login = ["--gateway-url", gateway.url, "--username", DEMO_TENANT_USERNAME]
-    login += ["--password", DEMO_TENANT_PASSWORD]
+    key, webhook_id = delivered_callback(gateway, sink)
+    login = tenant_login(gateway)
     runner = CliRunner()
 
     def run(*args: str) -> str:
@@ -362,13 +372,9 @@ def test_cli_lists_shows_resends_and_tests_deliveries(
 def test_the_deliveries_table_is_whole_when_piped(
     gateway: ServerThread, sink: CallbackSink, tmp_path: Path
 ) -> None:
-    key = mint()
-    client(gateway, key).chat.completions.create(model=DEMO_MODEL, messages=MESSAGES)
-    [payload] = sink.wait_for(1, event_id=event_of(key))
-    webhook_id = sink.delivery_of(payload).headers["webhook-id"]
-    login = ["--gateway-url", gateway.url, "--username", DEMO_TENANT_USERNAME]
-    login += ["--password", DEMO_TENANT_PASSWORD]
-    piped = run_dynaseal("deliveries", *login, "list", "--status", "delivered", cwd=tmp_path)
+    _, webhook_id = delivered_callback(gateway, sink)
+    listing = ["deliveries", *tenant_login(gateway), "list", "--status", "delivered"]
+    piped = run_dynaseal(*listing, cwd=tmp_path)
     assert piped.returncode == 0, piped.stderr
     (row,) = [line for line in piped.stdout.splitlines() if webhook_id in line]
     assert " delivered " in row and "…" not in piped.stdout
