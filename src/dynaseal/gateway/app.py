@@ -13,7 +13,7 @@ from dynaseal import __version__
 from dynaseal.core.http import configure, include_everywhere
 from dynaseal.core.settings import load_settings
 from dynaseal.core.startup import wait_for
-from dynaseal.gateway import demo_data, health, tenants
+from dynaseal.gateway import console, demo_data, health, tenants
 from dynaseal.gateway.routes import account, admin, api_keys, chat, deliveries, revocations, usage
 from dynaseal.gateway.services import GatewayServices
 from dynaseal.gateway.settings import GatewaySettings
@@ -75,6 +75,7 @@ def create_app(
         ],
     )
     app.include_router(health.router)
+    app.mount(console.PATH, console.create_console(services))
     return app
 
 

@@ -22,6 +22,7 @@ from dynaseal.gateway.memory_budget import MemoryBudget
 from dynaseal.gateway.offline import OfflineUpstream
 from dynaseal.gateway.rate_limits import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from dynaseal.gateway.redis_budget import RedisBudget
+from dynaseal.gateway.refusals import RefusalCounter
 from dynaseal.gateway.secrets_box import SecretsBox
 from dynaseal.gateway.settings import GatewaySettings
 from dynaseal.gateway.transcript import Transcript
@@ -79,6 +80,7 @@ class GatewayServices:
     callback_policy: CallbackPolicy
     ledger: LedgerWriter
     exclusive: ExclusiveUse | None
+    refusals: RefusalCounter
 
     @classmethod
     def build(cls, settings: GatewaySettings, *, allow_loopback: bool = False) -> GatewayServices:
@@ -119,6 +121,7 @@ class GatewayServices:
                 gather_seconds=0.0 if budget.books_reservations else settings.ledger_gather_seconds,
             ),
             exclusive=exclusive,
+            refusals=RefusalCounter(db, settings.refusal_flush_seconds),
         )
 
     def start(self) -> None:
@@ -127,6 +130,7 @@ class GatewayServices:
             self.exclusive.acquire()
         self.ledger.start()
         self.delivery.start()
+        self.refusals.start()
 
     async def settle(self, admission: Admission, transcript: Transcript, status: str) -> None:
         """A request ended: free its reservation, count its tokens, record it durably."""
@@ -145,6 +149,7 @@ class GatewayServices:
     async def aclose(self) -> None:
         await self.ledger.close(self.settings.shutdown_timeout_seconds)
         await self.delivery.stop()
+        await self.refusals.aclose()
         await self.upstream.aclose()
         if self.redis is not None:
             await self.redis.aclose()

@@ -147,6 +147,21 @@ async def retire_api_key(
     return record
 
 
+async def set_disabled(session: AsyncSession, tenant_id: str, disabled: bool) -> Tenant:
+    """The operator's switch: a disabled tenant's dynamic keys are all refused (within the
+    key cache lifetime on other processes) until it is enabled again."""
+    tenant = await session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise APIError(404, "No such tenant.", code="not_found", param="tenant_id")
+    if tenant.is_admin:
+        raise APIError(409, "The admin account cannot be disabled.", code="conflict")
+    if not disabled:
+        tenant.disabled_at = None
+    elif tenant.disabled_at is None:
+        tenant.disabled_at = utcnow()
+    return tenant
+
+
 async def ensure_admin(session: AsyncSession, password: str) -> None:
     """Create (or re-password) the admin account from ADMIN_USER_PASSWORD."""
     admin = await session.scalar(select(Tenant).where(Tenant.username == ADMIN_USERNAME))

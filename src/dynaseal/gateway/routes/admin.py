@@ -1,4 +1,4 @@
-"""What only the admin (ADMIN_USER_PASSWORD) may do: register tenants."""
+"""What only the admin (ADMIN_USER_PASSWORD) may do: register, disable and enable tenants."""
 
 from __future__ import annotations
 
@@ -36,3 +36,20 @@ async def create_tenant(_: CurrentAdmin, services: Services, body: TenantCreate)
         )
         webhook_secret = webhook_secrets.install(tenant, services.box)
     return NewTenantOut(**TenantOut.of(tenant).model_dump(), webhook_secret=webhook_secret)
+
+
+@router.post("/{tenant_id}/disable", response_model=TenantOut, summary="Refuse a tenant's keys")
+async def disable_tenant(tenant_id: str, _: CurrentAdmin, services: Services) -> TenantOut:
+    return await _set_disabled(services, tenant_id, True)
+
+
+@router.post("/{tenant_id}/enable", response_model=TenantOut, summary="Accept its keys again")
+async def enable_tenant(tenant_id: str, _: CurrentAdmin, services: Services) -> TenantOut:
+    return await _set_disabled(services, tenant_id, False)
+
+
+async def _set_disabled(services: Services, tenant_id: str, disabled: bool) -> TenantOut:
+    async with services.db.transaction() as session:
+        tenant = await tenants.set_disabled(session, tenant_id, disabled)
+    services.key_ring.forget(tenant_id)
+    return TenantOut.of(tenant)

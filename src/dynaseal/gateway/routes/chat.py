@@ -41,8 +41,12 @@ async def chat_completions(request: Request) -> Response:
             code="service_unavailable",
             headers={"Retry-After": "1"},
         )
-    raw = await _read_body(request, services.settings.max_request_bytes)
-    admission = await services.gatekeeper.admit(request.headers.get("authorization"), raw)
+    try:
+        raw = await _read_body(request, services.settings.max_request_bytes)
+        admission = await services.gatekeeper.admit(request.headers.get("authorization"), raw)
+    except APIError as refusal:  # counted in memory, for the console's charts
+        services.refusals.refused(request.headers.get("authorization"), refusal)
+        raise
     relay = proxy.stream if admission.stream else proxy.complete
     response = await relay(services.upstream, admission, services.settle)
     response.headers.update(admission.response_headers())
