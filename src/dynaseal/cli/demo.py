@@ -12,6 +12,7 @@ import secrets
 import shutil
 import socket
 import tempfile
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -34,6 +35,8 @@ from dynaseal.client.errors import error_from_response
 from dynaseal.client.flows import KEY_PATH, LOGIN_PATH
 from dynaseal.core.original_demo import (
     DEMO_TENANT_ID,
+    DEMO_TENANT_PASSWORD,
+    DEMO_TENANT_USERNAME,
     DEMO_USER_PASSWORD,
     DEMO_USER_USERNAME,
 )
@@ -58,19 +61,33 @@ def demo(
         bool,
         typer.Option("--keep-data", help="Keep the demo's SQLite files and say where they are."),
     ] = False,
+    keep_running: Annotated[
+        bool,
+        typer.Option(
+            "--keep-running",
+            help="Keep the gateway and backend running after the round trip (until Ctrl-C), "
+            "to look around in their web consoles.",
+        ),
+    ] = False,
 ) -> None:
     """Run gateway, backend and device in one process and show a full round trip.
 
     Starts both services on 127.0.0.1 with throwaway databases and the original demo
     data, logs in as client1, gets a dynamic key, streams a chat completion from the
-    gateway with the OpenAI SDK, then shows the usage callback the backend received.
+    gateway with the OpenAI SDK, then shows the usage callback the backend received and
+    where the web consoles are (`--keep-running` keeps them up).
     Uses the offline responder unless OPENAI_BASE_URL (and OPENAI_API_KEY) are set.
     """
     configure_logging("warning")
     workdir = Path(tempfile.mkdtemp(prefix="dynaseal-demo-"))
     try:
         with ExitStack() as stack:
-            _round_trip(stack, workdir, gateway_port, backend_port, prompt)
+            gateway_url, backend_url = _round_trip(
+                stack, workdir, gateway_port, backend_port, prompt
+            )
+            _show_consoles(gateway_url, backend_url, keep_running)
+            if keep_running:
+                _wait_for_interrupt()
     except DemoFailed as exc:
         fail(str(exc))
     finally:
@@ -82,7 +99,8 @@ def demo(
 
 def _round_trip(
     stack: ExitStack, workdir: Path, gateway_port: int, backend_port: int, prompt: str
-) -> None:
+) -> tuple[str, str]:
+    """Start both services, play the device; returns the gateway's and backend's URLs."""
     # Settings and ports first: a bad variable or a busy port stops us before anything runs.
     secret = _throwaway_secret()
     gateway_settings = settings_or_exit(
@@ -176,6 +194,29 @@ def _round_trip(
         "[green]round trip complete:[/green] the device called the gateway directly with a "
         "short-lived key, and the backend was told what it used without relaying any traffic."
     )
+    return gateway_url, backend_url
+
+
+def _show_consoles(gateway_url: str, backend_url: str, keep_running: bool) -> None:
+    """Where the web consoles are, and the demo accounts to log in with (public)."""
+    console.print(
+        f"gateway console: {gateway_url}/console  "
+        f"(log in as tenant {DEMO_TENANT_USERNAME}, password {DEMO_TENANT_PASSWORD})"
+    )
+    console.print(
+        f"backend console: {backend_url}/console  "
+        f"(log in as end user {DEMO_USER_USERNAME}, password {DEMO_USER_PASSWORD})"
+    )
+    if not keep_running:
+        console.print("the demo stops now: `dynaseal demo --keep-running` keeps them open")
+
+
+def _wait_for_interrupt() -> None:
+    console.print("running until Ctrl-C ...")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        console.print("stopping")
 
 
 def _throwaway_secret() -> str | None:

@@ -46,8 +46,8 @@ class Tick:
 
 #: Layout of every chart, in SVG user units (the SVG scales to its box).
 WIDTH, HEIGHT = 640, 200
-LEFT, TOP, BOTTOM = 48, 8, 22  # room for the y labels, the top tick, the x labels
-PLOT_WIDTH, PLOT_HEIGHT = WIDTH - LEFT - 4, HEIGHT - TOP - BOTTOM
+LEFT, RIGHT, TOP, BOTTOM = 48, 18, 8, 22  # room for the labels around the plot
+PLOT_WIDTH, PLOT_HEIGHT = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 BASELINE = TOP + PLOT_HEIGHT
 
 
@@ -64,7 +64,15 @@ class BarChart:
     width: int = WIDTH
     height: int = HEIGHT
     left: int = LEFT
+    right: int = WIDTH - RIGHT
     baseline: int = BASELINE
+
+    @property
+    def legend(self) -> Sequence[Series]:
+        """The series named above the chart: all of a few; of many, those drawn."""
+        if len(self.series) <= 3:
+            return self.series
+        return [s for s in self.series if self.totals[s.key]]
 
 
 def nice_ceiling(value: float) -> float:

@@ -6,18 +6,23 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from markupsafe import Markup
 
-def utc(value: datetime | None, seconds: bool = True) -> str:
+
+def utc(value: datetime | None, seconds: bool = True) -> Markup:
+    """``<time>2024-05-01 12:00:00</time>`` (the stylesheet keeps it on one line)."""
     if value is None:
-        return "—"
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+        return Markup("—")
+    value = value.astimezone(UTC)
+    shown = value.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d")
+    return Markup('<time datetime="{}">{}</time>').format(value.isoformat(), shown)
 
 
 def number(value: float | None) -> str:
     if value is None:
         return "—"
     if isinstance(value, float) and not value.is_integer():
-        return f"{value:,.2f}"
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
     return f"{int(value):,}"
 
 

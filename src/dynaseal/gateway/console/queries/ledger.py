@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dynaseal.storage import Database
 from dynaseal.storage.gateway_models import UsageRecord
-from dynaseal.webui.formats import utc
 
 #: Time ranges the ledger can be filtered to; "" is everything.
 RANGES = {"1h": 3600, "24h": 24 * 3600, "7d": 7 * 24 * 3600, "30d": 30 * 24 * 3600, "": None}
@@ -31,26 +30,31 @@ _CSV_CHUNK = 1000
 
 @dataclass(frozen=True)
 class Column:
-    header: str
+    header: str  # the CSV's
     value: Callable[[UsageRecord], Any]
-    numeric: bool = False
+    kind: str = "text"  # how the page shows it: text, id, time, number, status
+    title: str = ""  # the page's header, when not the CSV's
+
+    @property
+    def on_page(self) -> bool:
+        return self.title != "-"
 
 
-#: The ledger's columns, in order, on the page and in the CSV export.
+#: The ledger's columns, in order, in the CSV export and (but those titled "-") on the page.
 COLUMNS = (
-    Column("ended_at (UTC)", lambda r: utc(r.ended_at)),
-    Column("request_id", lambda r: r.request_id),
-    Column("event_id", lambda r: r.event_id),
-    Column("sub", lambda r: r.sub or ""),
-    Column("model", lambda r: r.model),
-    Column("status", lambda r: r.status),
-    Column("stream", lambda r: "yes" if r.stream else "no"),
-    Column("prompt_tokens", lambda r: r.prompt_tokens, numeric=True),
-    Column("completion_tokens", lambda r: r.completion_tokens, numeric=True),
-    Column("total_tokens", lambda r: r.total_tokens, numeric=True),
-    Column("usage_source", lambda r: r.usage_source),
-    Column("latency_ms", lambda r: r.latency_ms, numeric=True),
-    Column("ttft_ms", lambda r: r.time_to_first_token_ms, numeric=True),
+    Column("ended_at", lambda r: r.ended_at, "time", "Ended (UTC)"),
+    Column("request_id", lambda r: r.request_id, "id", "-"),
+    Column("event_id", lambda r: r.event_id, "id", "Event id"),
+    Column("sub", lambda r: r.sub or "", "id"),
+    Column("model", lambda r: r.model, "id", "Model"),
+    Column("status", lambda r: r.status, "status", "Status"),
+    Column("stream", lambda r: "yes" if r.stream else "no", title="Stream"),
+    Column("prompt_tokens", lambda r: r.prompt_tokens, "number", "Prompt"),
+    Column("completion_tokens", lambda r: r.completion_tokens, "number", "Completion"),
+    Column("total_tokens", lambda r: r.total_tokens, "number", "Total"),
+    Column("usage_source", lambda r: r.usage_source, title="-"),
+    Column("latency_ms", lambda r: r.latency_ms, "number", "Latency ms"),
+    Column("ttft_ms", lambda r: r.time_to_first_token_ms, "number", "First token ms"),
 )
 
 #: Sums over every row matching the filter (not only the page shown).
@@ -134,6 +138,8 @@ def _cell(value: Any) -> Any:
     quoted: ``sub`` and ``model`` come from keys, not from the tenant (OWASP CSV injection)."""
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
+    if isinstance(value, datetime):
+        return value.isoformat()
     return "" if value is None else value
 
 

@@ -31,7 +31,7 @@ CHARTS = (
         ),
     ),
 )
-_REFUSAL_COLOURS = ("s4", "s3", "s6", "s2", "s5", "s1", "s3")
+_REFUSAL_COLOURS = ("s4", "s3", "s6", "s2", "s5", "s1", "s7")
 REFUSAL_SERIES = tuple(
     Series(reason, label, css)
     for (reason, label), css in zip(queries.REFUSAL_LABELS.items(), _REFUSAL_COLOURS, strict=True)
