@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,10 @@ import pytest
 
 import dynaseal.webui
 from conftest import event_of, mint
-from dynaseal.gateway.app import create_app as create_gateway
-from dynaseal.gateway.settings import GatewaySettings
 from dynaseal.webui.headers import CONTENT_SECURITY_POLICY
 from support.callbacks import CallbackSink
-from support.console import ConsoleClient, csrf_of
-from support.databases import fresh_database
-from support.servers import ServerThread, serve
+from support.console import ConsoleClient, console_gateway, csrf_of
+from support.servers import ServerThread
 from support.tenants import (
     ADMIN_PASSWORD,
     DEMO_MODEL,
@@ -34,6 +30,7 @@ from support.tenants import (
     create_tenant,
 )
 from support.upstream import FakeUpstream
+from support.waiting import eventually
 
 MESSAGES = [{"role": "user", "content": "Hello"}]
 PAGES = ["/", "/keys", "/events", "/ledger", "/callbacks", "/limits"]
@@ -41,21 +38,10 @@ PAGES = ["/", "/keys", "/events", "/ledger", "/callbacks", "/limits"]
 
 @pytest.fixture(scope="module")
 def gateway(
-    tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream, sink: CallbackSink
+    tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream
 ) -> Iterator[ServerThread]:
-    """A gateway of its own: refusals are written every 0.1 s, callbacks may go to the
-    loopback sink, and failed logins here throttle nobody else's tests."""
-    with fresh_database(tmp_path_factory.mktemp("console"), "gateway") as url:
-        settings = GatewaySettings(
-            database_url=url,
-            openai_base_url=f"{upstream.url}/v1",  # type: ignore[attr-defined]
-            admin_user_password=ADMIN_PASSWORD,
-            allow_loopback_callbacks=True,
-            callback_retry_schedule_seconds=[0.1],
-            refusal_flush_seconds=0.1,
-        )
-        with serve(create_gateway(settings)) as server:
-            yield server
+    with console_gateway(tmp_path_factory.mktemp("console"), upstream) as server:
+        yield server
 
 
 @pytest.fixture
@@ -85,16 +71,6 @@ def chat(gateway: ServerThread, key: str, **body: Any) -> httpx.Response:
         json={"model": DEMO_MODEL, "messages": MESSAGES, **body},
         timeout=10,
     )
-
-
-def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Poll until ``check`` returns something truthy (background writes take a moment)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.05)
 
 
 def test_pages_send_a_stranger_to_the_login_page(gateway: ServerThread) -> None:

@@ -20,8 +20,6 @@ import pytest
 from dynaseal.backend import BackendSettings
 from dynaseal.backend import create_app as create_backend
 from dynaseal.core.original_demo import DEMO_USER_PASSWORD, DEMO_USER_USERNAME
-from dynaseal.gateway.app import create_app as create_gateway
-from dynaseal.gateway.settings import GatewaySettings
 from support.browser import (
     LAUNCH_ARGS,
     PageWatch,
@@ -32,7 +30,7 @@ from support.browser import (
     shoot,
 )
 from support.callbacks import CallbackSink
-from support.databases import fresh_database
+from support.console import console_gateway
 from support.servers import ServerThread, free_port, serve
 from support.tenants import ADMIN_PASSWORD, DEMO_MODEL
 from support.upstream import FakeUpstream
@@ -56,17 +54,8 @@ def browser() -> Iterator[Any]:
 def gateway(
     tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream
 ) -> Iterator[ServerThread]:
-    with fresh_database(tmp_path_factory.mktemp("browser"), "gateway") as url:
-        settings = GatewaySettings(
-            database_url=url,
-            openai_base_url=f"{upstream.url}/v1",  # type: ignore[attr-defined]
-            admin_user_password=ADMIN_PASSWORD,
-            allow_loopback_callbacks=True,
-            callback_retry_schedule_seconds=[0.1, 0.2],
-            refusal_flush_seconds=0.2,
-        )
-        with serve(create_gateway(settings)) as server:
-            yield server
+    with console_gateway(tmp_path_factory.mktemp("browser"), upstream) as server:
+        yield server
 
 
 def log_in(page: Any, url: str, username: str, password: str) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from support.waiting import eventually
 
 LAUNCH_ARGS = [
     "--headless",
@@ -102,10 +103,11 @@ def navigates(page: Any, action: Callable[[], Any]) -> None:
 
 def reload_until(page: Any, check: Callable[[], Any], timeout: float = 15.0) -> Any:
     """Reload until ``check`` is truthy (background writes: ledger, refusals, callbacks)."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def reloaded_check() -> Any:
         result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.2)
-        page.reload()
+        if not result:
+            page.reload()
+        return result
+
+    return eventually(reloaded_check, timeout, every=0.2)

@@ -4,11 +4,39 @@ and submits forms with the CSRF token of the page it last read, as a browser wou
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from dynaseal.gateway.app import create_app as create_gateway
+from dynaseal.gateway.settings import GatewaySettings
+from support.databases import fresh_database
+from support.servers import ServerThread, serve
+from support.tenants import ADMIN_PASSWORD
+from support.upstream import FakeUpstream
+
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@contextmanager
+def console_gateway(directory: Path, upstream: FakeUpstream) -> Iterator[ServerThread]:
+    """A gateway of its own for console tests: an admin, callbacks allowed to loopback
+    (the test receivers), retries and refusal counts written within a fraction of a
+    second, and a login throttle no other test shares."""
+    with fresh_database(directory, "gateway") as url:
+        settings = GatewaySettings(
+            database_url=url,
+            openai_base_url=f"{upstream.url}/v1",  # type: ignore[attr-defined]
+            admin_user_password=ADMIN_PASSWORD,
+            allow_loopback_callbacks=True,
+            callback_retry_schedule_seconds=[0.1, 0.2],
+            refusal_flush_seconds=0.1,
+        )
+        with serve(create_gateway(settings)) as server:
+            yield server
 
 
 def csrf_of(html: str) -> str:

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.exceptions import RequestValidationError
 from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
@@ -231,6 +232,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _invalid(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     return await _error_page(request, 400, first_problem(exc.errors()))
+
+
+def problem(exc: ValidationError | APIError) -> dict[str, Any]:
+    """How a page answers a refused form: the status, and one line saying why."""
+    if isinstance(exc, APIError):
+        return {"status": exc.status, "error": exc.message}
+    return {"status": 400, "error": first_problem(exc.errors())}
 
 
 def first_problem(errors: Sequence[Any]) -> str:

@@ -19,6 +19,7 @@ from sqlalchemy import delete
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dynaseal.core.settings import ServiceSettings
 from dynaseal.storage import Database
 from dynaseal.storage.console_sessions import ConsoleSessionColumns
 from dynaseal.storage.types import utcnow
@@ -49,6 +50,18 @@ class SessionStore:
     secret: str
     cookie: str  # distinct per service: browsers share cookies across ports
     ttl: timedelta
+
+    @classmethod
+    def for_service(
+        cls, model: type[ConsoleSessionColumns], settings: ServiceSettings, cookie: str
+    ) -> SessionStore:
+        """The console logins of one service, from the settings both services share."""
+        return cls(
+            model,
+            secret=settings.secret_key.get_secret_value(),
+            cookie=cookie,
+            ttl=timedelta(minutes=settings.console_session_minutes),
+        )
 
     @property
     def login_cookie(self) -> str:

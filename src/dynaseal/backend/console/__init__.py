@@ -8,8 +8,6 @@ throttle); the session and CSRF machinery is the gateway console's
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from fastapi import FastAPI
 from starlette.requests import Request
 
@@ -41,12 +39,7 @@ def create_console(backend: FastAPI) -> FastAPI:
 
     console = Console(
         title="Dynaseal backend",
-        store=SessionStore(
-            ConsoleSession,
-            secret=settings.secret_key.get_secret_value(),
-            cookie="dynaseal_backend_console",
-            ttl=timedelta(minutes=settings.console_session_minutes),
-        ),
+        store=SessionStore.for_service(ConsoleSession, settings, "dynaseal_backend_console"),
         templates=templates_for(__name__),
         db_of=db_of,
         authenticate=authenticate,

@@ -8,8 +8,6 @@ console can do nothing the API does not allow, and checks nothing differently.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from fastapi import FastAPI
 from starlette.requests import Request
 
@@ -25,7 +23,6 @@ PATH = "/console"
 
 def create_console(services: GatewayServices) -> FastAPI:
     """The console to mount at :data:`PATH` of the gateway app."""
-    settings = services.settings
 
     async def authenticate(request: Request, username: str, password: str) -> str:
         # The API's own login: same password check, same throttle, same refusals.
@@ -34,11 +31,8 @@ def create_console(services: GatewayServices) -> FastAPI:
 
     console = Console(
         title="Dynaseal gateway",
-        store=SessionStore(
-            ConsoleSession,
-            secret=settings.secret_key.get_secret_value(),
-            cookie="dynaseal_gateway_console",
-            ttl=timedelta(minutes=settings.console_session_minutes),
+        store=SessionStore.for_service(
+            ConsoleSession, services.settings, "dynaseal_gateway_console"
         ),
         templates=templates_for(__name__),
         db_of=lambda _: services.db,

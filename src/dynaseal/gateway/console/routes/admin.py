@@ -18,7 +18,7 @@ from dynaseal.gateway.console.queries.overview import REFUSAL_LABELS
 from dynaseal.gateway.routes import admin
 from dynaseal.storage.gateway_models import UNKNOWN_TENANT
 from dynaseal.storage.types import utcnow
-from dynaseal.webui.app import first_problem
+from dynaseal.webui.app import problem
 
 router = APIRouter()
 
@@ -62,10 +62,8 @@ async def register_tenant(
             callback_url=callback_url.strip() or None,
         )
         created = await admin.create_tenant(page.tenant, page.services, body)
-    except ValidationError as exc:
-        return await _render(page, status=400, error=first_problem(exc.errors()))
-    except APIError as exc:
-        return await _render(page, status=exc.status, error=exc.message)
+    except (ValidationError, APIError) as exc:
+        return await _render(page, **problem(exc))
     # The webhook secret is in this answer only.
     return await _render(page, created=created, shows_secret=True)
 

@@ -12,6 +12,7 @@ from dynaseal.core.errors import APIError
 from dynaseal.gateway.console.pages import Page, TenantPage
 from dynaseal.gateway.console.queries import callbacks as queries
 from dynaseal.gateway.routes import account, deliveries
+from dynaseal.webui.app import problem
 
 router = APIRouter()
 
@@ -65,7 +66,7 @@ async def save_settings(
     try:
         await account.update_me(page.tenant, page.services, body)
     except APIError as exc:  # e.g. a URL this gateway may not call
-        return await _render(page, status=exc.status, error=exc.message)
+        return await _render(page, **problem(exc))
     return page.done("/callbacks", "callback_saved")
 
 
@@ -81,7 +82,7 @@ async def send_test(page: TenantPage) -> Response:
     try:
         await deliveries.send_test_event(page.tenant, page.services)
     except APIError as exc:  # no callback URL yet
-        return await _render(page, status=exc.status, error=exc.message)
+        return await _render(page, **problem(exc))
     return page.done("/callbacks", "test_sent")
 
 

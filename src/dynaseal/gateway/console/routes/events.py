@@ -14,7 +14,7 @@ from dynaseal.gateway.console.pages import Page, TenantPage
 from dynaseal.gateway.console.queries import events as queries
 from dynaseal.gateway.routes import revocations
 from dynaseal.storage.types import utcnow
-from dynaseal.webui.app import first_problem
+from dynaseal.webui.app import problem
 
 router = APIRouter()
 
@@ -50,7 +50,7 @@ async def revoke_event(
     try:
         body = revocations.RevocationRequest(event_id=event_id.strip())
     except ValidationError as exc:
-        return await _render(page, status=400, error=first_problem(exc.errors()))
+        return await _render(page, **problem(exc))
     await revocations.revoke(body, page.tenant, page.services)
     return page.done("/events", "event_revoked")
 

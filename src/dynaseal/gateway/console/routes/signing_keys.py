@@ -13,7 +13,7 @@ from dynaseal.core.errors import APIError
 from dynaseal.gateway.console.pages import Page, TenantPage
 from dynaseal.gateway.routes import api_keys
 from dynaseal.storage.types import utcnow
-from dynaseal.webui.app import first_problem
+from dynaseal.webui.app import problem
 
 router = APIRouter()
 
@@ -54,10 +54,8 @@ async def create_key(
             public_key=public_key.strip() or None,
         )
         created = await api_keys.create(page.tenant, page.services, body)
-    except ValidationError as exc:
-        return await _render(page, status=400, error=first_problem(exc.errors()))
-    except APIError as exc:
-        return await _render(page, status=exc.status, error=exc.message)
+    except (ValidationError, APIError) as exc:
+        return await _render(page, **problem(exc))
     # The secret is in this answer only: never stored in clear, never shown again.
     return await _render(page, created=created, shows_secret=created.secret is not None)
 
