@@ -58,8 +58,10 @@ def gateway(
         yield server
 
 
-def log_in(page: Any, url: str, username: str, password: str) -> None:
+def log_in(page: Any, url: str, username: str, password: str, shot: str = "") -> None:
     page.goto(url + "/console/login")
+    if shot:
+        shoot(page, shot)
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
     click(page, "button[type=submit]")
@@ -88,7 +90,7 @@ def test_a_tenant_runs_its_keys_from_the_console(
 ) -> None:
     # The operator registers the tenant; its webhook secret is shown this once.
     with browser_page(browser) as (page, watch):
-        log_in(page, gateway.url, "admin", ADMIN_PASSWORD)
+        log_in(page, gateway.url, "admin", ADMIN_PASSWORD, shot="gateway-login")
         page.wait_for_selector("table#tenants")
         page.fill("#register-tenant input[name=username]", TENANT)
         page.fill("#register-tenant input[name=password]", TENANT_PASSWORD)

@@ -37,6 +37,8 @@ def chromium() -> str:
     """The system Chromium's path; skips (or fails in CI) when it or Playwright is missing."""
     problem = None
     path = os.environ.get("DYNASEAL_CHROMIUM") or shutil.which("chromium")
+    if path is not None and not Path(path).is_file():
+        path = None
     try:
         import playwright  # noqa: F401
     except ImportError:
