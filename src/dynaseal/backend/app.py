@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from dynaseal.backend import crud
+from dynaseal.backend import console, crud
 from dynaseal.backend.demo_data import load_demo_data, with_demo_tenant
 from dynaseal.backend.routes import api_router
 from dynaseal.backend.settings import BackendSettings
@@ -51,6 +51,8 @@ def create_app(
     app.state.callback_verifier = CallbackVerifier(secret.get_secret_value() if secret else None)
     configure(app, settings.cors_origins)
     include_everywhere(app, [api_router])
+
+    app.mount(console.PATH, console.create_console(app))
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     async def healthz() -> dict[str, str]:

@@ -71,6 +71,8 @@ class ServiceSettings(BaseSettings):
     login_failures_per_account: PositiveInt = 5
     login_failures_per_address: PositiveInt = 30
     login_failure_window_seconds: PositiveFloat = 300.0
+    #: How long a web-console login lasts (``/console``); logging out ends it at once.
+    console_session_minutes: PositiveInt = 8 * 60
     #: ``production`` refuses to start with a default or weak SECRET_KEY / admin password.
     dynaseal_env: Literal["development", "production"] = "development"
     mongodb_url: str | None = None

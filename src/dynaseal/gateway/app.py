@@ -14,7 +14,7 @@ from dynaseal import __version__
 from dynaseal.core.http import configure, include_everywhere
 from dynaseal.core.settings import load_settings
 from dynaseal.core.startup import create_if_absent, wait_for
-from dynaseal.gateway import demo_data, health, shared_state, tenants
+from dynaseal.gateway import console, demo_data, health, shared_state, tenants
 from dynaseal.gateway.routes import (
     account,
     admin,
@@ -87,6 +87,7 @@ def create_app(
     )
     app.include_router(health.router)
     chat_docs.document(app)
+    app.mount(console.PATH, console.create_console(services))
     return app
 
 

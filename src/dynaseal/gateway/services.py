@@ -21,6 +21,7 @@ from dynaseal.gateway.budget.store import BudgetStore
 from dynaseal.gateway.callbacks.delivery import DeliveryWorker
 from dynaseal.gateway.callbacks.url_policy import CallbackPolicy
 from dynaseal.gateway.exclusive import ExclusiveUse
+from dynaseal.gateway.refusals import RefusalCounter
 from dynaseal.gateway.relay.offline import OfflineUpstream
 from dynaseal.gateway.relay.upstream import HttpUpstream, Upstream
 from dynaseal.gateway.secrets_box import SecretsBox
@@ -80,6 +81,7 @@ class GatewayServices:
     callback_policy: CallbackPolicy
     ledger: LedgerWriter
     exclusive: ExclusiveUse | None
+    refusals: RefusalCounter
 
     @classmethod
     def build(cls, settings: GatewaySettings, *, allow_loopback: bool = False) -> GatewayServices:
@@ -125,6 +127,7 @@ class GatewayServices:
             callback_policy=policy,
             ledger=ledger,
             exclusive=exclusive,
+            refusals=RefusalCounter(db, settings.refusal_flush_seconds),
         )
 
     def start(self) -> None:
@@ -133,10 +136,12 @@ class GatewayServices:
             self.exclusive.acquire()
         self.ledger.start()
         self.delivery.start()
+        self.refusals.start()
 
     async def aclose(self) -> None:
         await self.ledger.close(self.settings.shutdown_timeout_seconds)
         await self.delivery.stop()
+        await self.refusals.aclose()
         await self.upstream.aclose()
         if self.redis is not None:
             await self.redis.aclose()

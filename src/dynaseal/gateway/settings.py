@@ -68,6 +68,8 @@ class GatewaySettings(ServiceSettings):
     startup_timeout_seconds: PositiveFloat = 60.0
     #: On SIGTERM, how long in-flight requests (streams) may take to finish.
     shutdown_timeout_seconds: PositiveFloat = 30.0
+    #: How often the refusals counted in memory are added to the database (console charts).
+    refusal_flush_seconds: PositiveFloat = 5.0
     #: Largest chat request body accepted.
     max_request_bytes: PositiveInt = 4 * 1024 * 1024
 
