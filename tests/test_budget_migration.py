@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -25,7 +26,8 @@ from support.tenants import event_of, original_key
 from support.upstream import FakeUpstream
 
 #: The revision before budgets in three currencies.
-BEFORE = "fa9691798e52"
+_OURS = ScriptDirectory(SCHEMAS["gateway"].script_location).get_revision("534ced08e148")
+BEFORE = str(_OURS.down_revision if _OURS is not None else None)
 
 
 def _upgrade_to(connection: Connection, revision: str) -> None:

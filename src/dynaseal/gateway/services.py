@@ -22,6 +22,7 @@ from dynaseal.gateway.callbacks.delivery import DeliveryWorker
 from dynaseal.gateway.callbacks.url_policy import CallbackPolicy
 from dynaseal.gateway.exclusive import ExclusiveUse
 from dynaseal.gateway.pricing import Price, load_prices
+from dynaseal.gateway.refusals import RefusalCounter
 from dynaseal.gateway.relay.offline import OfflineUpstream
 from dynaseal.gateway.relay.upstream import HttpUpstream, Upstream
 from dynaseal.gateway.secrets_box import SecretsBox
@@ -82,6 +83,7 @@ class GatewayServices:
     ledger: LedgerWriter
     exclusive: ExclusiveUse | None
     prices: dict[str, Price]
+    refusals: RefusalCounter
 
     @classmethod
     def build(cls, settings: GatewaySettings, *, allow_loopback: bool = False) -> GatewayServices:
@@ -129,6 +131,7 @@ class GatewayServices:
             ledger=ledger,
             exclusive=exclusive,
             prices=prices,
+            refusals=RefusalCounter(db, settings.refusal_flush_seconds),
         )
 
     def start(self) -> None:
@@ -137,10 +140,12 @@ class GatewayServices:
             self.exclusive.acquire()
         self.ledger.start()
         self.delivery.start()
+        self.refusals.start()
 
     async def aclose(self) -> None:
         await self.ledger.close(self.settings.shutdown_timeout_seconds)
         await self.delivery.stop()
+        await self.refusals.aclose()
         await self.upstream.aclose()
         if self.redis is not None:
             await self.redis.aclose()

@@ -16,7 +16,7 @@ from pydantic import (
     SecretStr,
 )
 
-from dynaseal.core.settings import ServiceSettings
+from dynaseal.core.settings import NumberList, ServiceSettings
 from dynaseal.gateway.admission.rate_limits import LIMIT_NAMES
 from dynaseal.gateway.callbacks.retry import DEFAULT_RETRY_SCHEDULE
 from dynaseal.keys import DEFAULT_AUDIENCE
@@ -39,7 +39,7 @@ class GatewaySettings(ServiceSettings):
     upstream_max_connections: PositiveInt = 256
     callback_timeout_seconds: PositiveFloat = 10.0
     #: Delays before each callback retry; after the last one a delivery is marked failed.
-    callback_retry_schedule_seconds: list[PositiveFloat] = Field(
+    callback_retry_schedule_seconds: NumberList = Field(
         default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE)
     )
     #: Callback URLs on loopback (127.0.0.0/8, ::1) are refused unless allowed.
@@ -69,6 +69,8 @@ class GatewaySettings(ServiceSettings):
     startup_timeout_seconds: PositiveFloat = 60.0
     #: On SIGTERM, how long in-flight requests (streams) may take to finish.
     shutdown_timeout_seconds: PositiveFloat = 30.0
+    #: How often the refusals counted in memory are added to the database (console charts).
+    refusal_flush_seconds: PositiveFloat = 5.0
     #: Largest chat request body accepted.
     max_request_bytes: PositiveInt = 4 * 1024 * 1024
     #: Model prices (USD per million tokens, see dynaseal.gateway.pricing): a JSON or

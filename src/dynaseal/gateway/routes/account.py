@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Request
-from pydantic import BaseModel, Field, NonNegativeInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, field_validator
 
-from dynaseal.core.errors import bad_request, unauthorized
+from dynaseal.core.errors import APIError, bad_request, unauthorized
 from dynaseal.core.money import Usd
 from dynaseal.core.session_tokens import InvalidSessionToken
 from dynaseal.gateway import tenants
@@ -66,37 +66,36 @@ class TenantOut(BaseModel):
     model_prices: dict[str, dict[str, str]]
     total_tokens: int
     total_cost: Usd  # of the requests whose model had a price
+    disabled_at: datetime | None = None
     created_at: datetime
+
+    @field_validator("key_defaults", "model_prices", mode="before")
+    @classmethod
+    def _none_set(cls, value: Any) -> Any:
+        return {} if value is None else value
 
     @classmethod
     def of(cls, tenant: Tenant) -> TenantOut:
-        return cls(
-            id=tenant.id,
-            username=tenant.username,
-            email=tenant.email,
-            is_admin=tenant.is_admin,
-            callback_url=tenant.callback_url,
-            callback_include_content=tenant.callback_include_content,
-            callback_include_prompt=tenant.callback_include_prompt,
-            rate_limits=tenant.rate_limits,
-            key_defaults=KeyDefaultsIO.model_validate(tenant.key_defaults or {}),
-            model_prices=tenant.model_prices or {},
-            total_tokens=tenant.total_tokens,
-            total_cost=tenant.total_cost,
-            created_at=tenant.created_at,
-        )
+        return cls.model_validate(tenant, from_attributes=True)
 
 
 class TenantUpdate(BaseModel):
+    """Only the fields given change. ``callback_url`` null or "" removes the URL;
+    ``rate_limits`` null removes the tenant's own limits (the gateway's defaults apply),
+    an object sets the limits it names; the same for ``key_defaults`` and
+    ``model_prices``."""
+
+    model_config = ConfigDict(extra="forbid")
+
     callback_url: str | None = None
     #: Whether callbacks carry the generated text / the request's messages.
-    callback_include_content: bool | None = None
-    callback_include_prompt: bool | None = None
+    callback_include_content: bool = True
+    callback_include_prompt: bool = False
     #: Per-minute limits over the gateway's defaults: key_rpm, key_tpm, sub_rpm, sub_tpm,
     #: tenant_rpm, tenant_tpm (0 = unlimited).
     rate_limits: dict[RateLimitName, NonNegativeInt] | None = None
     #: Budgets for keys without their own ``max_total_tokens`` / ``max_cost``; the
-    #: fields given are set (null clears one), the others kept.
+    #: fields given are set (a null one clears it), the others kept.
     key_defaults: KeyDefaultsIO | None = None
     #: Prices over the gateway's, USD per million tokens as decimal strings:
     #: ``{model: {"input", "output"[, "cached_input"]}}``; a model set to null goes back
@@ -135,6 +134,8 @@ async def login(
             return await tenants.authenticate(session, username, password)
 
     tenant = await services.login_throttle.login(request, username, authenticate)
+    if tenant.disabled_at is not None:
+        raise APIError(403, "This tenant is disabled; ask the operator.", code="tenant_disabled")
     return services.sessions.issue_pair(tenant.id)
 
 
@@ -145,7 +146,8 @@ async def refresh(services: Services, body: RefreshRequest) -> dict[str, str]:
     except InvalidSessionToken:
         raise unauthorized("Invalid or expired refresh token.") from None
     async with services.db.sessions() as session:
-        if await session.get(Tenant, tenant_id) is None:
+        row = await session.get(Tenant, tenant_id)
+        if row is None or row.disabled_at is not None:
             raise unauthorized()
     return services.sessions.issue_pair(tenant_id)
 
@@ -159,22 +161,34 @@ async def me(tenant: CurrentTenant, services: Services) -> TenantOut:
 
 @router.patch("/user/me", response_model=TenantOut, summary="Set the callback URL and contents")
 async def update_me(tenant: CurrentTenant, services: Services, body: TenantUpdate) -> TenantOut:
+    given = body.model_fields_set
+    if not given:
+        raise bad_request(
+            "Nothing to change: give at least one of " + ", ".join(TenantUpdate.model_fields) + "."
+        )
     callback_url = await allowed_callback_url(services, body.callback_url)
     async with services.db.transaction() as session:
         row = await session.get(Tenant, tenant.id)
         assert row is not None
-        if "callback_url" in body.model_fields_set:
+        if "callback_url" in given:
             await outbox.enable_endpoint(session, row, callback_url)
-        if body.callback_include_content is not None:
+        if "callback_include_content" in given:
             row.callback_include_content = body.callback_include_content
-        if body.callback_include_prompt is not None:
+        if "callback_include_prompt" in given:
             row.callback_include_prompt = body.callback_include_prompt
-        if body.rate_limits is not None:
-            row.rate_limits = (row.rate_limits or {}) | body.rate_limits
-        if body.key_defaults is not None:
-            given = body.key_defaults.model_dump(include=body.key_defaults.model_fields_set)
-            row.key_defaults = (row.key_defaults or {}) | given
-        if body.model_prices is not None:
-            row.model_prices = _prices(row.model_prices, body.model_prices)
-    services.key_ring.forget(tenant.id)
+        if "rate_limits" in given:
+            limits = body.rate_limits
+            row.rate_limits = None if limits is None else (row.rate_limits or {}) | dict(limits)
+        if "key_defaults" in given:
+            defaults = body.key_defaults
+            row.key_defaults = (
+                None
+                if defaults is None
+                else (row.key_defaults or {})
+                | defaults.model_dump(include=defaults.model_fields_set)
+            )
+        if "model_prices" in given:
+            prices = body.model_prices
+            row.model_prices = None if prices is None else _prices(row.model_prices, prices)
+    services.key_ring.forget(tenant.id)  # the new settings apply at once on this process
     return TenantOut.of(row)

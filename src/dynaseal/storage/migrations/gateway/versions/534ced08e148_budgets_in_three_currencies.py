@@ -7,7 +7,7 @@ takes the old figure, ``spent`` the key's generated tokens. Costs before this re
 are unknown (no prices existed) and count as 0.
 
 Revision ID: 534ced08e148
-Revises: fa9691798e52
+Revises: 04bf2fe4475e
 Create Date: 2026-12-02 09:00:00.000000
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "534ced08e148"
-down_revision: str | Sequence[str] | None = "fa9691798e52"
+down_revision: str | Sequence[str] | None = "04bf2fe4475e"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
