@@ -14,8 +14,10 @@ from dynaseal.backend.settings import BackendSettings
 from dynaseal.backend.webhooks import CallbackVerifier
 from dynaseal.core.http import configure, include_everywhere
 from dynaseal.core.login_throttle import LoginThrottle
+from dynaseal.core.server_secret import ServerSecret
 from dynaseal.core.session_tokens import SessionTokens
 from dynaseal.storage import Database
+from dynaseal.storage.backend_models import BackendSecret
 from dynaseal.storage.schema import prepare_schema
 
 #: ``aud`` of the backend's login tokens, so a gateway login never works here.
@@ -33,6 +35,7 @@ def create_app(settings: BackendSettings, *, demo_data: bool = False) -> FastAPI
         db = Database(settings.database_url)
         try:
             await prepare_schema(db, "backend", auto_create=True)
+            await server_secret.load(db, BackendSecret)
             if settings.admin_user_password is not None:
                 await crud.ensure_admin(db, settings.admin_user_password.get_secret_value())
             if demo_data:
@@ -45,7 +48,8 @@ def create_app(settings: BackendSettings, *, demo_data: bool = False) -> FastAPI
     app = FastAPI(title="Dynaseal backend", lifespan=lifespan)
     app.state.settings = settings
     app.state.login_throttle = LoginThrottle.for_service(settings)
-    app.state.tokens = SessionTokens.for_service(settings, SESSION_AUDIENCE)
+    server_secret = ServerSecret(settings.secret_key)
+    app.state.tokens = SessionTokens.for_service(settings, SESSION_AUDIENCE, server_secret)
     secret = settings.webhook_secret
     app.state.callback_verifier = CallbackVerifier(secret.get_secret_value() if secret else None)
     configure(app, settings.cors_origins)

@@ -17,6 +17,7 @@ from dynaseal.gateway import demo_data, health, tenants
 from dynaseal.gateway.routes import account, admin, api_keys, chat, deliveries, revocations, usage
 from dynaseal.gateway.services import GatewayServices
 from dynaseal.gateway.settings import GatewaySettings
+from dynaseal.storage.gateway_models import GatewaySecret
 from dynaseal.storage.schema import prepare_schema
 
 #: Set by the CLI for worker processes, which cannot be handed ``demo=True`` directly.
@@ -37,6 +38,7 @@ def create_app(
         try:
             await _wait_for_dependencies(services)
             await prepare_schema(services.db, "gateway", auto_create=True)
+            await services.server_secret.load(services.db, GatewaySecret)
             if settings.admin_user_password is not None:
                 async with services.db.transaction() as session:
                     await tenants.ensure_admin(

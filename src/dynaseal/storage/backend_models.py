@@ -8,7 +8,13 @@ from typing import Any
 from sqlalchemy import JSON, Index, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from dynaseal.storage.types import NAMING_CONVENTION, TYPE_ANNOTATION_MAP, UTCDateTime, utcnow
+from dynaseal.storage.types import (
+    NAMING_CONVENTION,
+    TYPE_ANNOTATION_MAP,
+    ServerSecretColumns,
+    UTCDateTime,
+    utcnow,
+)
 
 
 class BackendBase(DeclarativeBase):
@@ -64,3 +70,9 @@ class UsageCallback(BackendBase):
     #: even when the callback arrives days later.
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BackendSecret(ServerSecretColumns, BackendBase):
+    """The generated SECRET_KEY when none is configured (signs end users' logins)."""
+
+    __tablename__ = "backend_secrets"

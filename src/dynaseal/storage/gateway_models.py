@@ -8,7 +8,13 @@ from datetime import datetime
 from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from dynaseal.storage.types import NAMING_CONVENTION, TYPE_ANNOTATION_MAP, UTCDateTime, utcnow
+from dynaseal.storage.types import (
+    NAMING_CONVENTION,
+    TYPE_ANNOTATION_MAP,
+    ServerSecretColumns,
+    UTCDateTime,
+    utcnow,
+)
 
 
 class GatewayBase(DeclarativeBase):
@@ -139,3 +145,9 @@ class CallbackAttempt(GatewayBase):
     status_code: Mapped[int | None]
     error: Mapped[str | None] = mapped_column(Text)
     duration_ms: Mapped[int]
+
+
+class GatewaySecret(ServerSecretColumns, GatewayBase):
+    """The generated SECRET_KEY when none is configured (signs tenant logins, seals secrets)."""
+
+    __tablename__ = "gateway_secrets"
