@@ -194,6 +194,27 @@ def test_only_an_admin_creates_users(
     assert key["models"] == ["m2"] and key["max_tokens"] == 50
 
 
+def test_usernames_and_emails_are_one_namespace(
+    backend: httpx.Client, admin: dict[str, str]
+) -> None:
+    """A username equal to another user's email (or the reverse) would make the login
+    form's ``username`` field ambiguous: it is refused, and the first user's logins work."""
+    tag = time.time_ns()
+    ann = {"username": f"ann-{tag}", "email": f"ann-{tag}@example.com", "password": "pw-ann"}
+    bob = {"username": f"bob-{tag}@example.com", "password": "pw-bob"}
+    for user in (ann, bob):
+        assert backend.post("/v1/user/create", json=user, headers=admin).status_code == 201
+    for clash in (
+        {"username": ann["email"], "password": "pw-mallory"},
+        {"username": f"carol-{tag}", "email": bob["username"], "password": "pw-carol"},
+    ):
+        refused = backend.post("/v1/user/create", json=clash, headers=admin)
+        assert assert_openai_error(refused, 409)["code"] == "user_exists"
+    for user, names in ((ann, ("username", "email")), (bob, ("username",))):
+        for name in names:
+            assert login(backend, user[name], user["password"])["access_token"]
+
+
 def test_backend_without_tenant_credentials_answers_503(
     database_url: NewDatabase,
 ) -> None:

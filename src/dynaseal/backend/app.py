@@ -16,6 +16,7 @@ from dynaseal.core.http import configure, include_everywhere
 from dynaseal.core.login_throttle import LoginThrottle
 from dynaseal.core.server_secret import ServerSecret
 from dynaseal.core.session_tokens import SessionTokens
+from dynaseal.core.shared_redis import connect
 from dynaseal.storage import Database
 from dynaseal.storage.backend_models import BackendSecret
 from dynaseal.storage.schema import prepare_schema
@@ -29,6 +30,8 @@ def create_app(settings: BackendSettings, *, demo_data: bool = False) -> FastAPI
     LLM_USER_ID are set, keys are signed for the demo tenant."""
     if demo_data:
         settings = with_demo_tenant(settings)
+
+    redis = connect(settings.redis_url) if settings.redis_url else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,10 +47,12 @@ def create_app(settings: BackendSettings, *, demo_data: bool = False) -> FastAPI
             yield
         finally:
             await db.dispose()
+            if redis is not None:
+                await redis.aclose()
 
     app = FastAPI(title="Dynaseal backend", lifespan=lifespan)
     app.state.settings = settings
-    app.state.login_throttle = LoginThrottle.for_service(settings)
+    app.state.login_throttle = LoginThrottle.for_service(settings, "backend", redis)
     server_secret = ServerSecret(settings.secret_key)
     app.state.tokens = SessionTokens.for_service(settings, SESSION_AUDIENCE, server_secret)
     secret = settings.webhook_secret

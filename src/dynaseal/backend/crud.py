@@ -25,15 +25,30 @@ def new_user_id() -> str:
     return secrets.token_hex(12)
 
 
-async def user_by_login(session: AsyncSession, login: str) -> User | None:
-    """The login form's ``username`` field may hold the username or the email."""
+async def users_by_login(session: AsyncSession, login: str) -> Sequence[User]:
+    """The login form's ``username`` field may hold the username or the email.
+
+    Usernames and emails are one namespace (see :func:`create_user`), but a database
+    from before that rule may hold a username equal to another user's email: then both
+    users are returned, the username's first, and the password decides.
+    """
     found = await session.scalars(
-        select(User).where(or_(User.username == login, User.email == login)).limit(1)
+        select(User)
+        .where(or_(User.username == login, User.email == login))
+        .order_by((User.username == login).desc(), User.id)
+        .limit(2)
     )
-    return found.first()
+    return found.all()
 
 
 async def create_user(session: AsyncSession, data: UserCreate, password_hash: str) -> User:
+    """Refuse (409) a username or email that is any user's username or email."""
+    names = [data.username] if data.email is None else [data.username, data.email]
+    taken = await session.scalar(
+        select(User.id).where(or_(User.username.in_(names), User.email.in_(names))).limit(1)
+    )
+    if taken is not None:
+        raise _user_exists()
     user = User(
         id=new_user_id(),
         username=data.username,
@@ -48,17 +63,21 @@ async def create_user(session: AsyncSession, data: UserCreate, password_hash: st
     session.add(user)
     try:
         await session.flush()
-    except IntegrityError:
-        raise APIError(
-            409, "A user with this username or email exists.", code="user_exists"
-        ) from None
+    except IntegrityError:  # a concurrent creation took the name first
+        raise _user_exists() from None
     return user
+
+
+def _user_exists() -> APIError:
+    return APIError(
+        409, "A user with this username or email exists.", code="user_exists", param="username"
+    )
 
 
 async def ensure_admin(db: Database, password: str) -> None:
     """Create the ``admin`` user, or give it the configured password if that changed."""
     async with db.transaction() as session:
-        admin = await user_by_login(session, ADMIN_USERNAME)
+        admin = await session.scalar(select(User).where(User.username == ADMIN_USERNAME))
         if admin is None:
             session.add(
                 User(

@@ -50,10 +50,16 @@ class ServiceSettings(BaseSettings):
     admin_user_password: SecretStr | None = None
     database_url: str = "sqlite+aiosqlite:///./dynaseal.db"
     cors_origins: list[str] = Field(default_factory=list)
-    #: Failed logins allowed per account and per client address in the window.
-    login_failures_per_account: PositiveInt = 5
+    #: Failed logins allowed in the window: per account from one client address, per
+    #: address over all accounts, and per account over all addresses except those it
+    #: logged in from before (looser, so that guessing cannot lock the owner out).
+    login_failures_per_account_and_address: PositiveInt = 5
     login_failures_per_address: PositiveInt = 30
+    login_failures_per_account: PositiveInt = 50
     login_failure_window_seconds: PositiveFloat = 300.0
+    #: Redis for state the processes and replicas share (on the backend: login failures;
+    #: on the gateway also budgets, use counts, rate limits); unset: each process its own.
+    redis_url: str | None = None
     #: ``production`` refuses to start without SECRET_KEY, or with a weak one or a weak
     #: admin password.
     dynaseal_env: Literal["development", "production"] = "development"

@@ -114,7 +114,7 @@ class GatewayServices:
             upstream=_upstream(settings),
             delivery=delivery,
             sessions=SessionTokens.for_service(settings, SESSION_AUDIENCE, server_secret),
-            login_throttle=LoginThrottle.for_service(settings),
+            login_throttle=LoginThrottle.for_service(settings, "gateway", redis),
             callback_policy=policy,
             ledger=LedgerWriter(
                 db,

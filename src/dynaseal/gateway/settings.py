@@ -47,8 +47,6 @@ class GatewaySettings(ServiceSettings):
     allow_private_callbacks: bool = False
     #: After a webhook secret is rotated, callbacks carry both signatures for this long.
     webhook_secret_overlap_seconds: NonNegativeFloat = 24 * 3600.0
-    #: Redis for the state replicas share (budgets, use counts, rate limits); unset: none.
-    redis_url: str | None = None
     #: Where key budgets are reserved: ``redis`` when REDIS_URL is set; else ``memory``
     #: (fastest; one gateway process per SQLite file) or ``database`` (row locks: several
     #: processes on one database). ``auto``: redis, else memory on SQLite, else database.
