@@ -22,11 +22,15 @@ from support.servers import ServerThread, free_port, serve
 from support.tenants import ADMIN_PASSWORD
 
 Service = Callable[..., AbstractContextManager[ServerThread]]
+OPTIONS = {"admin_user_password": ADMIN_PASSWORD, "secret_key": "login-throttle-tests-" * 2}
 
 
 @contextmanager
 def gateway(database_url: str, **settings: Any) -> Iterator[ServerThread]:
-    options = {"admin_user_password": ADMIN_PASSWORD, "secret_key": "login-throttle-tests-secret-of-32-characters"}
+    options = {
+        "admin_user_password": ADMIN_PASSWORD,
+        "secret_key": "login-throttle-tests-secret-of-32-characters",
+    }
     app = create_gateway(GatewaySettings(database_url=database_url, **options, **settings))
     with serve(app) as server:
         yield server
@@ -34,7 +38,10 @@ def gateway(database_url: str, **settings: Any) -> Iterator[ServerThread]:
 
 @contextmanager
 def backend(database_url: str, **settings: Any) -> Iterator[ServerThread]:
-    options = {"admin_user_password": ADMIN_PASSWORD, "secret_key": "login-throttle-tests-secret-of-32-characters"}
+    options = {
+        "admin_user_password": ADMIN_PASSWORD,
+        "secret_key": "login-throttle-tests-secret-of-32-characters",
+    }
     app = create_backend(BackendSettings(database_url=database_url, **options, **settings))
     with serve(app) as server:
         yield server

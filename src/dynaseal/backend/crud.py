@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -137,6 +137,44 @@ async def tokens_used_since(session: AsyncSession, user_id: str, since: datetime
         )
     )
     return int(total or 0)
+
+
+async def lock_user(session: AsyncSession, user_id: str) -> None:
+    """Serialise the rest of the transaction with the user's other mints (SQLite
+    transactions already hold the database's write lock)."""
+    await session.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+
+async def tokens_reserved(session: AsyncSession, user_id: str, expired_after: datetime) -> int:
+    """The budget the user's keys that expire after ``expired_after`` have not spent yet
+    (by the callbacks received so far)."""
+    spent = (
+        select(func.coalesce(func.sum(UsageCallback.tokens), 0))
+        .where(UsageCallback.event_id == IssuedKey.event_id)
+        .correlate(IssuedKey)
+        .scalar_subquery()
+    )
+    unspent = IssuedKey.max_tokens - spent
+    total = await session.scalar(
+        select(func.coalesce(func.sum(case((unspent > 0, unspent), else_=0)), 0)).where(
+            IssuedKey.user_id == user_id, IssuedKey.expires_at > expired_after
+        )
+    )
+    return int(total or 0)
+
+
+async def keys_issued_since(
+    session: AsyncSession, user_id: str, since: datetime
+) -> tuple[int, datetime | None]:
+    """How many keys the user got since ``since``, and when the first of them was minted."""
+    count, first = (
+        await session.execute(
+            select(func.count(), func.min(IssuedKey.created_at)).where(
+                IssuedKey.user_id == user_id, IssuedKey.created_at > since
+            )
+        )
+    ).one()
+    return int(count), first
 
 
 async def list_usage(
