@@ -16,3 +16,6 @@ def configure_logging(level: str = "info") -> None:
     logging.basicConfig(level=level.upper(), format=FORMAT, datefmt=DATE_FORMAT)
     # Alembic narrates each step at INFO; dynaseal.schema logs the one line that matters.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # aiosqlite logs every statement with its parameters at DEBUG: end users' conversations,
+    # password hashes, generated secrets. Never, whatever the level asked for.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
