@@ -172,6 +172,7 @@ def test_malformed_but_signed_callbacks_are_400(backend: httpx.Client) -> None:
         b"[1, 2]",
         b'{"event_id": "e"}',
         b'{"event_id": "e", "tokens": -1}',
+        b'{"event_id": "e", "tokens": 9223372036854775808}',
         naive_time,
     ):
         assert_openai_error(post_signed(backend, body), 400)

@@ -75,7 +75,8 @@ class SessionTokens:
                 audience=self.audience,
                 options={"require": ["exp", "iat", "sub", "aud"]},
             )
-        except jwt.InvalidTokenError as exc:
+        except (jwt.InvalidTokenError, UnicodeError) as exc:
+            # UnicodeError: a JSON string may hold a lone surrogate, which has no UTF-8.
             raise InvalidSessionToken(str(exc)) from exc
         if claims.get("typ") != kind:
             raise InvalidSessionToken(f"not an {kind} token")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from dynaseal.gateway import tenants, webhook_secrets
 from dynaseal.gateway.deps import CurrentAdmin, Services, allowed_callback_url
@@ -17,6 +17,14 @@ class TenantCreate(BaseModel):
     password: str = Field(min_length=8, max_length=128)
     email: str | None = Field(default=None, max_length=256)
     callback_url: str | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _blank_is_none(cls, email: str | None) -> str | None:
+        """``""`` is no email (else a second tenant without one would clash with the first)."""
+        if email is None or not email.strip():
+            return None
+        return email.strip()
 
 
 class NewTenantOut(TenantOut):
