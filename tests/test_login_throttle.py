@@ -22,31 +22,27 @@ from support.servers import ServerThread, free_port, serve
 from support.tenants import ADMIN_PASSWORD
 
 Service = Callable[..., AbstractContextManager[ServerThread]]
-OPTIONS = {"admin_user_password": ADMIN_PASSWORD, "secret_key": "login-throttle-tests-" * 2}
 
 
-@contextmanager
-def gateway(database_url: str, **settings: Any) -> Iterator[ServerThread]:
-    options = {
-        "admin_user_password": ADMIN_PASSWORD,
-        "secret_key": "login-throttle-tests-secret-of-32-characters",
-    }
-    app = create_gateway(GatewaySettings(database_url=database_url, **options, **settings))
-    with serve(app) as server:
-        yield server
+def serving(create_app: Callable[[Any], Any], settings_class: type[Any]) -> Service:
+    """Start one of the services on a database with the admin account and ``settings``."""
+
+    @contextmanager
+    def start(database_url: str, **settings: Any) -> Iterator[ServerThread]:
+        settings = {
+            "database_url": database_url,
+            "admin_user_password": ADMIN_PASSWORD,
+            "secret_key": "login-throttle-tests-secret-of-32-characters",
+            **settings,
+        }
+        with serve(create_app(settings_class(**settings))) as server:
+            yield server
+
+    return start
 
 
-@contextmanager
-def backend(database_url: str, **settings: Any) -> Iterator[ServerThread]:
-    options = {
-        "admin_user_password": ADMIN_PASSWORD,
-        "secret_key": "login-throttle-tests-secret-of-32-characters",
-    }
-    app = create_backend(BackendSettings(database_url=database_url, **options, **settings))
-    with serve(app) as server:
-        yield server
-
-
+gateway = serving(create_gateway, GatewaySettings)
+backend = serving(create_backend, BackendSettings)
 SERVICES = {"gateway": gateway, "backend": backend}
 
 

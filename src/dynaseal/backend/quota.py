@@ -14,7 +14,6 @@ same tokens left.
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dynaseal.backend import crud
 from dynaseal.backend.policy import Policy
 from dynaseal.backend.settings import BackendSettings
-from dynaseal.core.errors import APIError
+from dynaseal.core.errors import APIError, too_many_requests
 
 _RATE_WINDOW = timedelta(minutes=1)
 
@@ -76,11 +75,8 @@ async def _check_mint_rate(
     if count < per_minute or first is None:
         return
     # The window slides: a mint is allowed again when the oldest one in it leaves it.
-    wait = max(1, math.ceil((first + _RATE_WINDOW - now).total_seconds()))
-    raise APIError(
-        429,
-        f"Too many keys: at most {per_minute} per minute; retry in {wait} seconds.",
-        code="rate_limit_exceeded",
-        type="rate_limit_error",
-        headers={"Retry-After": str(wait)},
+    raise too_many_requests(
+        f"Too many keys: at most {per_minute} per minute; retry in {{retry_after}} seconds.",
+        "rate_limit_exceeded",
+        (first + _RATE_WINDOW - now).total_seconds(),
     )

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from typing import Protocol, TypeVar
 from redis.asyncio import Redis
 from starlette.requests import Request
 
-from dynaseal.core.errors import APIError, unauthorized
+from dynaseal.core.errors import too_many_requests, unauthorized
 from dynaseal.core.settings import ServiceSettings
 from dynaseal.core.shared_redis import fail_closed
 
@@ -219,13 +218,10 @@ class LoginThrottle:
             limits.window_seconds,
         )
         if wait:
-            retry_after = max(1, math.ceil(wait))
-            raise APIError(
-                429,
-                f"Too many failed logins; try again in {retry_after} seconds.",
-                code="too_many_login_attempts",
-                type="rate_limit_error",
-                headers={"Retry-After": str(retry_after)},
+            raise too_many_requests(
+                "Too many failed logins; try again in {retry_after} seconds.",
+                "too_many_login_attempts",
+                wait,
             )
         found = await authenticate()
         if found is None:

@@ -10,6 +10,7 @@ many concurrent streams mean). Both this and the offline responder hand back an
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
@@ -85,8 +86,8 @@ class HttpUpstream:
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
         elif url.user is not None:
-            basic = aiohttp.BasicAuth(url.user, url.password or "")
-            self._headers["authorization"] = basic.encode()
+            pair = f"{url.user}:{url.password or ''}".encode()  # RFC 7617, charset UTF-8
+            self._headers["authorization"] = "Basic " + base64.b64encode(pair).decode()
         # No total timeout: a long stream is fine as long as bytes keep coming.
         self._timeout = aiohttp.ClientTimeout(total=None, connect=10.0, sock_read=timeout)
         self._max_connections = max_connections
