@@ -37,12 +37,13 @@ def create_app(settings: BackendSettings, *, demo_data: bool = False) -> FastAPI
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.database_url)
         try:
-            await prepare_schema(db, "backend", auto_create=True)
-            await server_secret.load(db, BackendSecret)
-            if settings.admin_user_password is not None:
-                await crud.ensure_admin(db, settings.admin_user_password.get_secret_value())
-            if demo_data:
-                await load_demo_data(db)
+            async with db.startup_lock("dynaseal backend start-up"):
+                await prepare_schema(db, "backend", auto_create=True)
+                await server_secret.load(db, BackendSecret)
+                if settings.admin_user_password is not None:
+                    await crud.ensure_admin(db, settings.admin_user_password.get_secret_value())
+                if demo_data:
+                    await load_demo_data(db)
             app.state.db = db
             yield
         finally:

@@ -37,17 +37,20 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
             await _wait_for_dependencies(services)
-            await prepare_schema(services.db, "gateway", auto_create=True)
-            await services.server_secret.load(services.db, GatewaySecret)
-            if settings.admin_user_password is not None:
-                async with services.db.transaction() as session:
-                    await tenants.ensure_admin(
-                        session, settings.admin_user_password.get_secret_value()
+            async with services.db.startup_lock("dynaseal gateway start-up"):
+                await prepare_schema(services.db, "gateway", auto_create=True)
+                await services.server_secret.load(services.db, GatewaySecret)
+                if settings.admin_user_password is not None:
+                    async with services.db.transaction() as session:
+                        await tenants.ensure_admin(
+                            session, settings.admin_user_password.get_secret_value()
+                        )
+                if demo:
+                    await demo_data.load_demo_tenant(
+                        services.db,
+                        services.box,
+                        demo_data_callback_url or demo_data.DEMO_CALLBACK_URL,
                     )
-            if demo:
-                await demo_data.load_demo_tenant(
-                    services.db, services.box, demo_data_callback_url or demo_data.DEMO_CALLBACK_URL
-                )
             services.start()
             # Start-up objects live as long as the process: keep the collector off them.
             gc.collect()
