@@ -136,14 +136,15 @@ async def test_concurrent_mints_take_turns_on_the_quota(backend: httpx.Client) -
 
 
 def test_unspent_budget_is_reserved_until_the_key_expires(backend: httpx.Client) -> None:
-    user = new_user(backend, daily_token_quota=100, key_lifetime_seconds=1)
+    lifetime = 3  # long enough for the next two requests, even on a loaded machine
+    user = new_user(backend, daily_token_quota=100, key_lifetime_seconds=lifetime)
     first = backend.post("/v1/key/create", headers=user).json()
     assert first["max_tokens"] == 100
     post_signed(backend, usage_payload(first["event_id"], tokens=30))
     # 30 used and 70 still spendable with the live key: nothing left for another key.
     refused = backend.post("/v1/key/create", headers=user)
     assert assert_openai_error(refused, 429)["code"] == "insufficient_quota"
-    assert int(refused.headers["Retry-After"]) > 0
+    assert 0 < int(refused.headers["Retry-After"]) <= lifetime + 1  # when the key expires
 
     time.sleep(max(0.0, first["expires_at"] - time.time()) + 1.1)
     second = backend.post("/v1/key/create", headers=user)

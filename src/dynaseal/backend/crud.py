@@ -145,9 +145,11 @@ async def lock_user(session: AsyncSession, user_id: str) -> None:
     await session.execute(select(User.id).where(User.id == user_id).with_for_update())
 
 
-async def tokens_reserved(session: AsyncSession, user_id: str, expired_after: datetime) -> int:
+async def tokens_reserved(
+    session: AsyncSession, user_id: str, expired_after: datetime
+) -> tuple[int, datetime | None]:
     """The budget the user's keys that expire after ``expired_after`` have not spent yet
-    (by the callbacks received so far)."""
+    (by the callbacks received so far), and the earliest expiry among those keys."""
     spent = (
         select(func.coalesce(func.sum(UsageCallback.tokens), 0))
         .where(UsageCallback.event_id == IssuedKey.event_id)
@@ -155,12 +157,15 @@ async def tokens_reserved(session: AsyncSession, user_id: str, expired_after: da
         .scalar_subquery()
     )
     unspent = IssuedKey.max_tokens - spent
-    total = await session.scalar(
-        select(func.coalesce(func.sum(case((unspent > 0, unspent), else_=0)), 0)).where(
-            IssuedKey.user_id == user_id, IssuedKey.expires_at > expired_after
+    total, earliest = (
+        await session.execute(
+            select(
+                func.coalesce(func.sum(case((unspent > 0, unspent), else_=0)), 0),
+                func.min(case((unspent > 0, IssuedKey.expires_at))),
+            ).where(IssuedKey.user_id == user_id, IssuedKey.expires_at > expired_after)
         )
-    )
-    return int(total or 0)
+    ).one()
+    return int(total or 0), earliest
 
 
 async def keys_issued_since(

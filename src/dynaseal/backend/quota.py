@@ -14,6 +14,7 @@ same tokens left.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,9 +52,11 @@ async def key_budget(
     start, reset = day_bounds(now)
     used = await crud.tokens_used_since(session, user_id, start)
     grace = timedelta(seconds=settings.key_settlement_grace_seconds)
-    reserved = await crud.tokens_reserved(session, user_id, now - grace)
+    reserved, first_expiry = await crud.tokens_reserved(session, user_id, now - grace)
     if used + reserved < quota:
         return min(wanted, quota - used - reserved)
+    # Try again when the day ends, or sooner when a key's unspent budget comes back.
+    retry_at = reset if first_expiry is None else min(reset, first_expiry + grace)
     raise APIError(
         429,
         f"Your daily quota of {quota} tokens is spent or held by your unexpired keys "
@@ -62,7 +65,7 @@ async def key_budget(
         "comes back when it expires.",
         code="insufficient_quota",
         type="insufficient_quota",
-        headers={"Retry-After": str(max(1, int((reset - now).total_seconds())))},
+        headers={"Retry-After": str(max(1, math.ceil((retry_at - now).total_seconds())))},
     )
 
 
