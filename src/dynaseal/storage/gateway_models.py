@@ -9,7 +9,13 @@ from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, MetaData, String, T
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from dynaseal.storage.console_sessions import ConsoleSessionColumns
-from dynaseal.storage.types import NAMING_CONVENTION, TYPE_ANNOTATION_MAP, UTCDateTime, utcnow
+from dynaseal.storage.types import (
+    NAMING_CONVENTION,
+    TYPE_ANNOTATION_MAP,
+    ServerSecretColumns,
+    UTCDateTime,
+    utcnow,
+)
 
 
 class GatewayBase(DeclarativeBase):
@@ -171,3 +177,9 @@ class ConsoleSession(ConsoleSessionColumns, GatewayBase):
     """A tenant (or the admin) logged in to the web console."""
 
     __tablename__ = "tenant_console_sessions"
+
+
+class GatewaySecret(ServerSecretColumns, GatewayBase):
+    """The generated SECRET_KEY when none is configured (signs tenant logins, seals secrets)."""
+
+    __tablename__ = "gateway_secrets"
