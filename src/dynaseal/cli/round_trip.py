@@ -76,8 +76,8 @@ def round_trip(
             demo_data_callback_url=f"{backend_url}/v1/callback/usage",
         )
         _start(stack, app, gateway_sock)
-        health = _json(http.get(f"{gateway_url}/healthz"))
-        step.note = f"upstream: {health.get('upstream', 'unknown')}"
+        http.get(f"{gateway_url}/healthz").raise_for_status()
+        step.note = f"upstream: {app.state.services.upstream.description}"
 
     with progress.step(
         f"starting backend on {backend_url}", expected=(ServerFailed, httpx.HTTPError)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from dynaseal.core.login_throttle import LoginThrottle
+from dynaseal.core.server_secret import ServerSecret
 from dynaseal.core.session_tokens import SessionTokens
 from dynaseal.core.settings import ConfigError
 from dynaseal.gateway import shared_state
@@ -70,6 +71,8 @@ class GatewayServices:
     settings: GatewaySettings
     db: Database
     redis: Redis | None
+    #: SECRET_KEY, or the one generated and kept in the database (loaded at start-up).
+    server_secret: ServerSecret
     box: SecretsBox
     key_ring: KeyRing
     budget: BudgetStore
@@ -90,8 +93,8 @@ class GatewayServices:
         """``allow_loopback``: the demo's callback URL is on 127.0.0.1."""
         prices = load_prices(settings.prices_file, settings.model_prices)
         db = Database(settings.database_url)
-        secret = settings.secret_key.get_secret_value()
-        box = SecretsBox(secret)
+        server_secret = ServerSecret(settings.secret_key)
+        box = SecretsBox(server_secret)
         key_ring = KeyRing(db, box, settings.key_cache_seconds)
         redis = shared_state.connect(settings.redis_url) if settings.redis_url else None
         budget, limiter, exclusive = _stores(settings, db, redis)
@@ -118,6 +121,7 @@ class GatewayServices:
             settings=settings,
             db=db,
             redis=redis,
+            server_secret=server_secret,
             box=box,
             key_ring=key_ring,
             budget=budget,
@@ -125,8 +129,8 @@ class GatewayServices:
             settler=Settler(budget, limiter, ledger),
             upstream=_upstream(settings),
             delivery=delivery,
-            sessions=SessionTokens.for_service(settings, SESSION_AUDIENCE),
-            login_throttle=LoginThrottle.for_service(settings),
+            sessions=SessionTokens.for_service(settings, SESSION_AUDIENCE, server_secret),
+            login_throttle=LoginThrottle.for_service(settings, "gateway", redis),
             callback_policy=policy,
             ledger=ledger,
             exclusive=exclusive,

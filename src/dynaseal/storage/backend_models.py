@@ -10,7 +10,13 @@ from sqlalchemy import JSON, Index, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from dynaseal.storage.console_sessions import ConsoleSessionColumns
-from dynaseal.storage.types import NAMING_CONVENTION, TYPE_ANNOTATION_MAP, UTCDateTime, utcnow
+from dynaseal.storage.types import (
+    NAMING_CONVENTION,
+    TYPE_ANNOTATION_MAP,
+    ServerSecretColumns,
+    UTCDateTime,
+    utcnow,
+)
 
 
 class BackendBase(DeclarativeBase):
@@ -74,3 +80,9 @@ class ConsoleSession(ConsoleSessionColumns, BackendBase):
     """An end user logged in to the backend's console page."""
 
     __tablename__ = "user_console_sessions"
+
+
+class BackendSecret(ServerSecretColumns, BackendBase):
+    """The generated SECRET_KEY when none is configured (signs end users' logins)."""
+
+    __tablename__ = "backend_secrets"

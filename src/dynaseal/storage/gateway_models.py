@@ -15,6 +15,7 @@ from dynaseal.storage.types import (
     NAMING_CONVENTION,
     TYPE_ANNOTATION_MAP,
     Money,
+    ServerSecretColumns,
     UTCDateTime,
     utcnow,
 )
@@ -196,3 +197,9 @@ class ConsoleSession(ConsoleSessionColumns, GatewayBase):
     """A tenant (or the admin) logged in to the web console."""
 
     __tablename__ = "tenant_console_sessions"
+
+
+class GatewaySecret(ServerSecretColumns, GatewayBase):
+    """The generated SECRET_KEY when none is configured (signs tenant logins, seals secrets)."""
+
+    __tablename__ = "gateway_secrets"

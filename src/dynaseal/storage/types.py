@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer
+from sqlalchemy import BigInteger, DateTime, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from dynaseal.core.money import to_units, to_usd
@@ -59,3 +60,12 @@ class Money(TypeDecorator[Decimal]):
     def process_result_value(self, value: Any, dialect: object) -> Decimal | None:
         # A SUM comes back as NUMERIC from PostgreSQL: still a whole number of units.
         return None if value is None else to_usd(int(value))
+
+
+class ServerSecretColumns:
+    """Mixin of each service's ``*_secrets`` table: secrets the service generated itself
+    (see :mod:`dynaseal.core.server_secret`), one row per name."""
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

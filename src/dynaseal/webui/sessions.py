@@ -19,6 +19,7 @@ from sqlalchemy import delete
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dynaseal.core.server_secret import ServerSecret
 from dynaseal.core.settings import ServiceSettings
 from dynaseal.storage import Database
 from dynaseal.storage.console_sessions import ConsoleSessionColumns
@@ -47,18 +48,22 @@ class Login:
 @dataclass(frozen=True)
 class SessionStore:
     model: type[ConsoleSessionColumns]
-    secret: str
+    secret: ServerSecret  # known once the service's start-up loaded it
     cookie: str  # distinct per service: browsers share cookies across ports
     ttl: timedelta
 
     @classmethod
     def for_service(
-        cls, model: type[ConsoleSessionColumns], settings: ServiceSettings, cookie: str
+        cls,
+        model: type[ConsoleSessionColumns],
+        settings: ServiceSettings,
+        secret: ServerSecret,
+        cookie: str,
     ) -> SessionStore:
         """The console logins of one service, from the settings both services share."""
         return cls(
             model,
-            secret=settings.secret_key.get_secret_value(),
+            secret=secret,
             cookie=cookie,
             ttl=timedelta(minutes=settings.console_session_minutes),
         )
@@ -95,7 +100,7 @@ class SessionStore:
 
     def csrf(self, token: str) -> str:
         return hmac.new(
-            self.secret.encode(), b"console-csrf:" + token.encode(), "sha256"
+            self.secret.value.encode(), b"console-csrf:" + token.encode(), "sha256"
         ).hexdigest()
 
     def set_cookie(self, response: Response, request: Request, name: str, value: str) -> None:

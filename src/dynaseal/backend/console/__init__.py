@@ -39,7 +39,9 @@ def create_console(backend: FastAPI) -> FastAPI:
 
     console = Console(
         title="Dynaseal backend",
-        store=SessionStore.for_service(ConsoleSession, settings, "dynaseal_backend_console"),
+        store=SessionStore.for_service(
+            ConsoleSession, settings, backend.state.server_secret, "dynaseal_backend_console"
+        ),
         templates=templates_for(__name__),
         db_of=db_of,
         authenticate=authenticate,

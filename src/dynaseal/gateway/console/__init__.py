@@ -32,7 +32,7 @@ def create_console(services: GatewayServices) -> FastAPI:
     console = Console(
         title="Dynaseal gateway",
         store=SessionStore.for_service(
-            ConsoleSession, services.settings, "dynaseal_gateway_console"
+            ConsoleSession, services.settings, services.server_secret, "dynaseal_gateway_console"
         ),
         templates=templates_for(__name__),
         db_of=lambda _: services.db,
