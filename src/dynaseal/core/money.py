@@ -10,10 +10,10 @@ Claims, APIs and callbacks carry amounts as decimal strings (``"0.000123"``).
 
 from __future__ import annotations
 
-from decimal import ROUND_FLOOR, Decimal
-from typing import Annotated
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from typing import Annotated, Any
 
-from pydantic import PlainSerializer
+from pydantic import BeforeValidator, PlainSerializer
 
 UNITS_PER_USD = 10**10
 #: Largest amount held exactly by every store (Lua numbers are IEEE doubles).
@@ -58,5 +58,25 @@ def to_usd(units: int) -> Decimal:
     return Decimal(units) * _UNIT
 
 
+def parse_usd(value: Any) -> Decimal:
+    """A USD amount from outside (a setting, an API body, a callback): a decimal string
+    such as ``"0.25"`` (or an int), never a float, not negative, exact in units."""
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise ValueError('must be a decimal string such as "0.25" (USD), not a number')
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise ValueError(f"not a decimal number: {value!r}") from None
+    if not amount.is_finite() or amount < 0:
+        raise ValueError("must be a finite amount of USD, not negative")
+    try:
+        to_units(amount)
+    except NotRepresentable as exc:
+        raise ValueError(str(exc)) from None
+    return amount
+
+
 #: A USD amount in an API model: a :class:`~decimal.Decimal` written as :func:`text`.
 Usd = Annotated[Decimal, PlainSerializer(text, return_type=str)]
+#: A USD amount read from outside, checked by :func:`parse_usd`, written as :func:`text`.
+UsdIn = Annotated[Decimal, BeforeValidator(parse_usd), PlainSerializer(text, return_type=str)]

@@ -131,7 +131,7 @@ def _optional_budgets(
 ) -> dict[str, Any]:
     """The optional budget claims, checked by the very rules the gateway reads them with."""
     if isinstance(max_cost, Decimal):
-        max_cost = format(max_cost, "f")
+        max_cost = format(max_cost.normalize(), "f")
     elif max_cost is not None and not isinstance(max_cost, str):
         raise ValueError("max_cost must be a Decimal or a decimal string, never a float")
     claims = {"max_total_tokens": max_total_tokens, "max_cost": max_cost}
