@@ -7,9 +7,10 @@ Where a chat completion goes, in request order:
   (:mod:`.admission.key_ring` holds the tenant's keys), the model, the rate limits
   (:mod:`.admission.rate_limits`, counted in :mod:`.admission.limiters`), the body
   (:mod:`.admission.chat_request`)
-* :mod:`.budget`                 - **budgeted**: the key's cumulative budget is reserved
-  by its store (:mod:`.budget.database`, :mod:`.budget.memory` or :mod:`.budget.redis`,
-  all applying :mod:`.budget.rules`)
+* :mod:`.budget`                 - **budgeted**: the key's cumulative budgets (generated
+  tokens, total tokens, money priced by :mod:`.pricing`; :mod:`.budget.limits`) are
+  reserved by its store (:mod:`.budget.database`, :mod:`.budget.memory` or
+  :mod:`.budget.redis`, all applying :mod:`.budget.rules`)
 * :mod:`.relay.proxy`            - **proxied**: upstream (:mod:`.relay.upstream` or
   :mod:`.relay.offline`) and back, streams relayed event by event (:mod:`.relay.sse`,
   :mod:`.relay.transcript`)
