@@ -5,7 +5,6 @@ counted, and a spent quota is a 429 naming the amounts."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from support.databases import NewDatabase
 from support.servers import free_port, serve
 from support.tenants import DEMO_MODEL, bearer
 from support.upstream import FakeUpstream
+from support.waiting import eventually
 
 ADMIN_PASSWORD = "admin-password-of-the-money-tests"
 MESSAGES = [{"role": "user", "content": "Say hello"}]
@@ -121,12 +121,11 @@ def test_a_daily_money_quota_reserves_each_key_and_counts_what_it_cost(
     # 0.00001177 each (11 prompt and 8 generated tokens): five fit in 0.00006.
     assert answered == 5 == upstream.count
 
-    deadline = time.monotonic() + 20
-    while True:  # every answered request is reported to the backend
-        usage = system.backend.get("/v1/usage", headers=user).json()
-        if len(usage["data"]) >= answered or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    def reported() -> dict[str, Any] | None:  # every answered request, by its callback
+        usage: dict[str, Any] = system.backend.get("/v1/usage", headers=user).json()
+        return usage if len(usage["data"]) >= answered else None
+
+    usage = eventually(reported, timeout=20)
     assert [entry["cost"] for entry in usage["data"]] == ["0.00001177"] * 5
     assert usage["total_cost"] == "0.00005885"
     # Used 0.00005885; the first key may still spend 0.00000115, the second 0.00004.
