@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -15,8 +18,9 @@ from dynaseal.cli.main import app
 from dynaseal.core.original_demo import DEMO_USER_PASSWORD, DEMO_USER_USERNAME
 from dynaseal.gateway.app import create_app as create_gateway
 from dynaseal.gateway.settings import GatewaySettings
-from support.cli import run_dynaseal
+from support.commands import run_dynaseal, started
 from support.databases import fresh_database
+from support.gateway_process import wait_until
 from support.servers import free_port, serve
 
 runner = CliRunner()
@@ -29,6 +33,10 @@ HELP_MENTIONS = {
     ("backend",): ["--host", "--port", "--demo-data", "--database-url", "--gateway-url"],
     ("chat",): ["--backend-url", "--username", "--password", "--model", "--no-stream"],
     ("demo",): ["--gateway-port", "--backend-port", "--prompt", "--keep-data"],
+    ("admin",): ["login", "tenants", "keys", "revoke", "usage", "--gateway-url"],
+    ("admin", "tenants"): ["create", "list", "show", "disable", "enable"],
+    ("admin", "keys"): ["create", "list", "retire", "revoke"],
+    ("backend", "create-user"): ["--password", "--email", "--model", "--database-url"],
 }
 
 
@@ -168,3 +176,59 @@ def test_chat_without_credentials_exits_2(backend_url: str) -> None:
     )
     assert result.exit_code == 2
     assert "DYNASEAL_USERNAME" in result.output
+
+
+def test_flags_are_offered_without_a_value() -> None:
+    result = runner.invoke(app, ["gateway", "--help"], terminal_width=200)
+    (row,) = [line for line in result.output.splitlines() if "--demo-data" in line]
+    assert "bool" not in row  # `--demo-data`, never `--demo-data <bool>`
+    given_a_value = runner.invoke(app, ["gateway", "--demo-data", "true", "--port", "-1"])
+    assert given_a_value.exit_code == 2
+
+
+def test_help_and_version_do_not_load_the_services(tmp_path: Path) -> None:
+    """What makes `dynaseal --help` slow is importing FastAPI, SQLAlchemy, the OpenAI SDK
+    ...: the command line must load them only when a command needs them."""
+    probe = (
+        "import sys; import dynaseal.cli.main\n"
+        "heavy = {'fastapi', 'sqlalchemy', 'openai', 'httpx', 'uvicorn', 'pydantic', 'alembic'}\n"
+        "print(sorted(heavy & {name.split('.')[0] for name in sys.modules}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    assert run_dynaseal("--version", cwd=tmp_path).stdout.strip().startswith("dynaseal ")
+
+
+def test_the_demo_backend_on_another_port_gets_the_callbacks(tmp_path: Path) -> None:
+    gateway_port, backend_port = free_port(), free_port()
+    gateway_url = f"http://127.0.0.1:{gateway_port}"
+    backend_url = f"http://127.0.0.1:{backend_port}"
+    with started("gateway", "--demo-data", "--port", str(gateway_port), cwd=tmp_path) as gateway:
+        gateway.wait_ready(gateway_url + "/readyz")
+        with started(
+            "backend",
+            "--demo-data",
+            "--port",
+            str(backend_port),
+            cwd=tmp_path,
+            env={"GATEWAY_URL": gateway_url},
+        ) as backend:
+            backend.wait_ready(backend_url + "/healthz")
+            env = {"DYNASEAL_USERNAME": DEMO_USER_USERNAME, "DYNASEAL_PASSWORD": DEMO_USER_PASSWORD}
+            asked = run_dynaseal("chat", "hi", "--backend-url", backend_url, cwd=tmp_path, env=env)
+            assert asked.returncode == 0, asked.stderr
+            token = httpx.post(
+                backend_url + "/v1/user/login",
+                data={"username": DEMO_USER_USERNAME, "password": DEMO_USER_PASSWORD},
+            ).json()["access_token"]
+
+            def received() -> int:
+                usage = httpx.get(
+                    backend_url + "/v1/usage", headers={"Authorization": f"Bearer {token}"}
+                )
+                return usage.json()["total_tokens"]
+
+            assert wait_until(received, timeout=30) > 0

@@ -99,6 +99,7 @@ def test_api_keys_are_created_shown_once_rotated_and_revoked(gateway: ServerThre
     assert first.status_code == second.status_code == 201
     first_key, second_key = first.json(), second.json()
     assert first_key["tenant_id"] == tenant_id and len(first_key["secret"]) >= 32
+    assert "public_key" not in first_key  # an HS256 key has none: no "public_key": null
 
     listed = httpx.get(gateway.url + "/v1/api-keys", headers=owner)
     assert [k["kid"] for k in listed.json()] == [first_key["kid"], second_key["kid"]]
@@ -143,3 +144,30 @@ def test_callback_url_must_be_http(gateway: ServerThread) -> None:
     )
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "callback_url"
+
+
+@pytest.mark.parametrize("path", ["/nope", "/v1/nope", "/api/v1/chat/complete"])
+def test_unknown_paths_answer_in_openais_error_format(gateway: ServerThread, path: str) -> None:
+    response = httpx.get(gateway.url + path)
+    assert response.status_code == 404
+    assert response.json()["error"] == {
+        "message": f"Unknown request URL: GET {path}.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "unknown_url",
+    }
+
+
+def test_the_api_documentation_includes_chat_completions(gateway: ServerThread) -> None:
+    schema = httpx.get(gateway.url + "/openapi.json").json()
+    operation = schema["paths"]["/v1/chat/completions"]["post"]
+    assert "dynamic key" in operation["description"]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert {"model", "messages"} <= set(_resolve(schema, body)["required"])
+    assert httpx.get(gateway.url + "/docs").status_code == 200
+
+
+def _resolve(schema: dict, node: dict) -> dict:
+    if "$ref" in node:
+        return schema["components"]["schemas"][node["$ref"].rsplit("/", 1)[-1]]
+    return node

@@ -15,6 +15,7 @@ from dynaseal.backend.webhooks import CallbackVerifier
 from dynaseal.core.http import configure, include_everywhere
 from dynaseal.core.login_throttle import LoginThrottle
 from dynaseal.core.session_tokens import SessionTokens
+from dynaseal.core.startup import create_if_absent
 from dynaseal.storage import Database
 from dynaseal.storage.schema import prepare_schema
 
@@ -22,9 +23,12 @@ from dynaseal.storage.schema import prepare_schema
 SESSION_AUDIENCE = "dynaseal-backend"
 
 
-def create_app(settings: BackendSettings, *, demo_data: bool = False) -> FastAPI:
+def create_app(
+    settings: BackendSettings, *, demo_data: bool = False, prepared: bool = False
+) -> FastAPI:
     """With ``demo_data`` the original's demo user exists and, unless LLM_KEY and
-    LLM_USER_ID are set, keys are signed for the demo tenant."""
+    LLM_USER_ID are set, keys are signed for the demo tenant. Unless ``prepared`` (the
+    caller ran :func:`prepare`), the start-up does the one-time set-up itself."""
     if demo_data:
         settings = with_demo_tenant(settings)
 
@@ -32,11 +36,8 @@ def create_app(settings: BackendSettings, *, demo_data: bool = False) -> FastAPI
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.database_url)
         try:
-            await prepare_schema(db, "backend", auto_create=True)
-            if settings.admin_user_password is not None:
-                await crud.ensure_admin(db, settings.admin_user_password.get_secret_value())
-            if demo_data:
-                await load_demo_data(db)
+            if not prepared:
+                await _set_up(settings, db, demo_data)
             app.state.db = db
             yield
         finally:
@@ -56,3 +57,23 @@ def create_app(settings: BackendSettings, *, demo_data: bool = False) -> FastAPI
         return {"status": "ok"}
 
     return app
+
+
+async def prepare(settings: BackendSettings, *, demo_data: bool = False) -> None:
+    """The one-time set-up, run once before serving: create an empty database's schema or
+    refuse an out-of-date one, create the admin user, load the demo user. Raises
+    :class:`ConfigError` (schema) or :class:`OSError` / :class:`DBAPIError` (database)."""
+    db = Database(settings.database_url)
+    try:
+        await _set_up(settings, db, demo_data)
+    finally:
+        await db.dispose()
+
+
+async def _set_up(settings: BackendSettings, db: Database, demo_data: bool) -> None:
+    await prepare_schema(db, "backend", auto_create=True)
+    admin_password = settings.admin_user_password
+    if admin_password is not None:
+        await create_if_absent(lambda: crud.ensure_admin(db, admin_password.get_secret_value()))
+    if demo_data:
+        await create_if_absent(lambda: load_demo_data(db))

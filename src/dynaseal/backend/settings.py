@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import NonNegativeInt, PositiveInt, SecretStr, field_validator
+from pydantic import NonNegativeInt, PositiveInt, SecretStr, field_validator, model_validator
 from standardwebhooks.webhooks import Webhook
 
-from dynaseal.core.settings import ServiceSettings
+from dynaseal.core.settings import ServiceSettings, TextList
 from dynaseal.keys import DEFAULT_AUDIENCE
 
 
@@ -30,7 +30,7 @@ class BackendSettings(ServiceSettings):
     gateway_url: str = "http://127.0.0.1:8000"
     gateway_audience: str = DEFAULT_AUDIENCE
     # The policy of users who have none of their own.
-    default_models: list[str] = ["deepseek-chat"]
+    default_models: TextList = ["deepseek-chat"]
     key_budget_tokens: PositiveInt = 1000
     key_lifetime_seconds: PositiveInt = 600
     #: Tokens a user may use per UTC day; 0 means unlimited.
@@ -48,3 +48,17 @@ class BackendSettings(ServiceSettings):
             except Exception as exc:
                 raise ValueError("not a Standard Webhooks secret (whsec_<base64>)") from exc
         return value
+
+    @model_validator(mode="after")
+    def _tenant_key_and_id_together(self) -> BackendSettings:
+        # One without the other cannot mint a key the gateway accepts: refuse to start
+        # rather than answer every /key/create with 503.
+        if (self.llm_key is None) != (self.llm_user_id is None):
+            given, missing = "LLM_KEY", "LLM_USER_ID"
+            if self.llm_key is None:
+                given, missing = missing, given
+            raise ValueError(
+                f"{given} is set but {missing} is not: give the tenant's signing key "
+                "(LLM_KEY) and its tenant id on the gateway (LLM_USER_ID) together"
+            )
+        return self

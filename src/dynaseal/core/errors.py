@@ -92,8 +92,11 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return bad_request(message, param).response()
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404 and exc.detail == "Not Found":  # no route has this path
+        message = f"Unknown request URL: {request.method} {request.url.path}."
+        return APIError(404, message, code="unknown_url").response()
     message = exc.detail if isinstance(exc.detail, str) else "Request refused."
     return APIError(exc.status_code, message, headers=exc.headers).response()
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from dynaseal.core.access_log import AccessLog
 from dynaseal.core.errors import install_error_handlers
 from dynaseal.core.lifespan_errors import ConfigErrorsAtStartup
 
@@ -22,7 +23,7 @@ def include_everywhere(app: FastAPI, routers: Sequence[APIRouter]) -> None:
 
 def configure(app: FastAPI, cors_origins: Sequence[str]) -> None:
     """OpenAI-format errors everywhere; CORS closed unless origins are listed; start-up
-    configuration errors logged as one line."""
+    configuration errors logged as one line; one access line per request."""
     install_error_handlers(app)
     app.add_middleware(ConfigErrorsAtStartup)
     if cors_origins:
@@ -34,3 +35,4 @@ def configure(app: FastAPI, cors_origins: Sequence[str]) -> None:
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    app.add_middleware(AccessLog)  # outermost: it sees every answer, CORS ones included

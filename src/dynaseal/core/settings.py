@@ -8,11 +8,19 @@ chosen by ``DATABASE_URL``.
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 log = logging.getLogger("dynaseal")
 
@@ -24,10 +32,30 @@ class ConfigError(Exception):
     """A setting is invalid; the message names the environment variable."""
 
 
+def _list_from_text(value: Any) -> Any:
+    """A list variable may be JSON (``["a", "b"]``) or comma-separated (``a,b``)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise ValueError("not a valid JSON list; or give the items comma-separated") from None
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+#: A list setting: ``CORS_ORIGINS=https://a.example,https://b.example`` or a JSON list.
+TextList = Annotated[list[str], NoDecode, BeforeValidator(_list_from_text)]
+#: A list of positive numbers, given the same ways (``1,5,30`` or ``[1, 5, 30]``).
+NumberList = Annotated[list[PositiveFloat], NoDecode, BeforeValidator(_list_from_text)]
+
+
 class ServiceSettings(BaseSettings):
     """What the gateway and the backend both need."""
 
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+    # An empty variable is an unset one (``LLM_KEY: ${LLM_KEY:-}`` in a compose file).
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, env_ignore_empty=True)
 
     secret_key: SecretStr = SecretStr(INSECURE_DEV_SECRET)
     algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
@@ -35,7 +63,10 @@ class ServiceSettings(BaseSettings):
     refresh_token_expire_minutes: PositiveInt = 60 * 24 * 7
     admin_user_password: SecretStr | None = None
     database_url: str = "sqlite+aiosqlite:///./dynaseal.db"
-    cors_origins: list[str] = Field(default_factory=list)
+    #: Allowed CORS origins, comma-separated or a JSON list; CORS is closed when empty.
+    cors_origins: TextList = Field(default_factory=list)
+    #: ``text`` lines or one ``json`` object per line (read by dynaseal.core.logs).
+    log_format: Literal["text", "json"] = "text"
     #: Failed logins allowed per account and per client address in the window.
     login_failures_per_account: PositiveInt = 5
     login_failures_per_address: PositiveInt = 30
@@ -57,11 +88,15 @@ def load_settings(cls: type[S], **overrides: object) -> S:
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
         settings = cls(**given)  # type: ignore[arg-type]
+    except SettingsError as exc:  # a value the environment source could not even parse
+        raise ConfigError(f"invalid configuration: {exc}") from None
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
             name = "_".join(str(p) for p in error.get("loc", ()) if isinstance(p, str))
-            problems.append(f"{name.upper() or 'settings'}: {error.get('msg')}")
+            message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+            # A check across settings names its variables in its own message.
+            problems.append(f"{name.upper()}: {message}" if name else message)
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
     if settings.dynaseal_env == "production":
         _refuse_weak_secrets(settings)

@@ -15,7 +15,7 @@ from pydantic import (
     SecretStr,
 )
 
-from dynaseal.core.settings import ServiceSettings
+from dynaseal.core.settings import NumberList, ServiceSettings
 from dynaseal.gateway.admission.rate_limits import LIMIT_NAMES
 from dynaseal.gateway.callbacks.retry import DEFAULT_RETRY_SCHEDULE
 from dynaseal.keys import DEFAULT_AUDIENCE
@@ -38,7 +38,7 @@ class GatewaySettings(ServiceSettings):
     upstream_max_connections: PositiveInt = 256
     callback_timeout_seconds: PositiveFloat = 10.0
     #: Delays before each callback retry; after the last one a delivery is marked failed.
-    callback_retry_schedule_seconds: list[PositiveFloat] = Field(
+    callback_retry_schedule_seconds: NumberList = Field(
         default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE)
     )
     #: Callback URLs on loopback (127.0.0.0/8, ::1) are refused unless allowed.

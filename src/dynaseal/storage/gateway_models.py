@@ -44,6 +44,9 @@ class Tenant(GatewayBase):
     #: Keys this tenant minted before this time are refused (revoke everything issued).
     keys_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Set by the admin: the tenant cannot log in and its dynamic keys are refused until
+    #: it is enabled again (its data and pending callbacks stay).
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class TenantKey(GatewayBase):

@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from dynaseal.core.access_log import note
 from dynaseal.gateway.admission import chat_request
 from dynaseal.gateway.admission.key_ring import KeyRing, TenantKeys
 from dynaseal.gateway.admission.limiters import RateLimiter
@@ -120,6 +121,7 @@ class Gatekeeper:
                 raise InvalidKey("minted before the tenant revoked its earlier keys")
         except InvalidKey as exc:
             log.info("dynamic key refused: %s", exc.reason)
+            note(refusal_reason=exc.reason)
             raise invalid_key() from None
         if len(self._verified) >= _MAX_VERIFIED:
             self._verified.clear()

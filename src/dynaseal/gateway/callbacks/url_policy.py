@@ -82,6 +82,10 @@ class CallbackURL:
     address: IPAddress | None  # when the host is an IP address
 
 
+#: The setting that lets the operator allow a scope; the others are never allowed.
+_SETTINGS = {Scope.LOOPBACK: "ALLOW_LOOPBACK_CALLBACKS", Scope.PRIVATE: "ALLOW_PRIVATE_CALLBACKS"}
+
+
 def _invalid(message: str) -> InvalidCallbackURL:
     return InvalidCallbackURL(f"callback_url {message}")
 
@@ -144,11 +148,13 @@ def checked_target(url: str, policy: CallbackPolicy) -> CallbackURL:
     is checked when it is resolved, by :func:`resolve_checked`.)"""
     target = parse_callback_url(url)
     if target.address is not None and not policy.permits(target.address):
-        reason = classify(target.address).reason
+        verdict = classify(target.address)
+        setting = _SETTINGS.get(verdict.scope)
+        unless = f" unless its operator sets {setting}=true" if setting else ", whatever is set"
         raise AddressRefused(
-            f"callback_url is a non-public address ({reason}); this gateway calls public "
-            "addresses only, unless its operator allows more",
-            f"{url}: {reason}",
+            f"callback_url is a non-public address ({verdict.reason}), which this gateway "
+            f"does not call{unless}",
+            f"{url}: {verdict.reason}",
         )
     return target
 
@@ -173,7 +179,8 @@ async def resolve_checked(
     else raise :class:`HostRefused`. The caller connects to these, and to nothing else."""
     refused = (
         f"callback_url's host {host} must resolve, and only to public addresses, unless this "
-        "gateway's operator allows more"
+        "gateway's operator allows loopback (ALLOW_LOOPBACK_CALLBACKS=true) or private ones "
+        "(ALLOW_PRIVATE_CALLBACKS=true)"
     )
     if not host.isascii():
         raise HostRefused(refused, f"{host!r} is not in its ASCII spelling")

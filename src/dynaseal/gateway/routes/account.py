@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Request
-from pydantic import BaseModel, NonNegativeInt
+from pydantic import BaseModel, ConfigDict, NonNegativeInt
 
-from dynaseal.core.errors import unauthorized
+from dynaseal.core.errors import APIError, bad_request, unauthorized
 from dynaseal.core.session_tokens import InvalidSessionToken
 from dynaseal.gateway import tenants
 from dynaseal.gateway.callbacks import outbox
@@ -48,10 +48,16 @@ class TenantOut(BaseModel):
 
 
 class TenantUpdate(BaseModel):
+    """Only the fields given change. ``callback_url`` null or "" removes the URL;
+    ``rate_limits`` null removes the tenant's own limits (the gateway's defaults apply),
+    an object sets the limits it names."""
+
+    model_config = ConfigDict(extra="forbid")
+
     callback_url: str | None = None
     #: Whether callbacks carry the generated text / the request's messages.
-    callback_include_content: bool | None = None
-    callback_include_prompt: bool | None = None
+    callback_include_content: bool = True
+    callback_include_prompt: bool = False
     #: Per-minute limits over the gateway's defaults: key_rpm, key_tpm, sub_rpm, sub_tpm,
     #: tenant_rpm, tenant_tpm (0 = unlimited).
     rate_limits: dict[RateLimitName, NonNegativeInt] | None = None
@@ -70,6 +76,8 @@ async def login(
             return await tenants.authenticate(session, username, password)
 
     tenant = await services.login_throttle.login(request, username, authenticate)
+    if tenant.disabled_at is not None:
+        raise APIError(403, "This tenant is disabled; ask the operator.", code="tenant_disabled")
     return services.sessions.issue_pair(tenant.id)
 
 
@@ -80,7 +88,8 @@ async def refresh(services: Services, body: RefreshRequest) -> dict[str, str]:
     except InvalidSessionToken:
         raise unauthorized("Invalid or expired refresh token.") from None
     async with services.db.sessions() as session:
-        if await session.get(Tenant, tenant_id) is None:
+        row = await session.get(Tenant, tenant_id)
+        if row is None or row.disabled_at is not None:
             raise unauthorized()
     return services.sessions.issue_pair(tenant_id)
 
@@ -94,16 +103,23 @@ async def me(tenant: CurrentTenant, services: Services) -> TenantOut:
 
 @router.patch("/user/me", response_model=TenantOut, summary="Set the callback URL and contents")
 async def update_me(tenant: CurrentTenant, services: Services, body: TenantUpdate) -> TenantOut:
+    given = body.model_fields_set
+    if not given:
+        raise bad_request(
+            "Nothing to change: give at least one of " + ", ".join(TenantUpdate.model_fields) + "."
+        )
     callback_url = await allowed_callback_url(services, body.callback_url)
     async with services.db.transaction() as session:
         row = await session.get(Tenant, tenant.id)
         assert row is not None
-        if "callback_url" in body.model_fields_set:
+        if "callback_url" in given:
             await outbox.enable_endpoint(session, row, callback_url)
-        if body.callback_include_content is not None:
+        if "callback_include_content" in given:
             row.callback_include_content = body.callback_include_content
-        if body.callback_include_prompt is not None:
+        if "callback_include_prompt" in given:
             row.callback_include_prompt = body.callback_include_prompt
-        if body.rate_limits is not None:
-            row.rate_limits = (row.rate_limits or {}) | body.rate_limits
+        if "rate_limits" in given:
+            limits = body.rate_limits
+            row.rate_limits = None if limits is None else (row.rate_limits or {}) | dict(limits)
+    services.key_ring.forget(tenant.id)  # the new limits apply at once on this process
     return TenantOut.of(row)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 from starlette.responses import Response
 
+from dynaseal.core.access_log import note
 from dynaseal.core.errors import APIError
 from dynaseal.gateway.budget import store
 from dynaseal.gateway.deps import Services
@@ -44,6 +45,8 @@ async def chat_completions(request: Request) -> Response:
         )
     raw = await _read_body(request, services.settings.max_request_bytes)
     admission = await services.gatekeeper.admit(request.headers.get("authorization"), raw)
+    grant = admission.grant
+    note(request_id=admission.request_id, tenant=grant.tenant_id, event_id=grant.event_id)
     relay = proxy.stream if admission.stream else proxy.complete
     response = await relay(services.upstream, admission, services.settler)
     response.headers.update(admission.response_headers())

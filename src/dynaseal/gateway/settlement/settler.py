@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from dynaseal.core.access_log import note
 from dynaseal.gateway.admission.gatekeeper import Admission
 from dynaseal.gateway.admission.limiters import RateLimiter
 from dynaseal.gateway.budget.store import BudgetStore
@@ -30,6 +31,7 @@ class Settler:
     async def settle(self, admission: Admission, transcript: Transcript, status: Status) -> None:
         """A request ended: free its reservation, count its tokens, record it durably."""
         settled = finish(admission, transcript, status)
+        note(tokens=settled.used, outcome=status)
         await self._budget.release(admission.grant, admission.reservation, settled.used)
         if admission.rate_scopes:
             try:
