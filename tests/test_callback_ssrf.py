@@ -481,9 +481,10 @@ def test_a_bad_callback_url_is_a_400_and_nothing_is_stored(gateway: ServerThread
     admin = login(gateway.url, "admin", ADMIN_PASSWORD)
     name = f"t-{uuid.uuid4().hex[:8]}"
     body = {"username": name, "password": TENANT_PASSWORD, "callback_url": url}
-    created = httpx.post(gateway.url + "/v1/tenants", headers=admin, json=body)
-    assert created.status_code == 400, created.text
-    assert created.json()["error"]["param"] == "callback_url"
+    for path in ("/v1/tenants", "/v1/admin/tenants"):
+        created = httpx.post(gateway.url + path, headers=admin, json=body)
+        assert created.status_code == 400, created.text
+        assert created.json()["error"]["param"] == "callback_url"
     again = httpx.post(
         gateway.url + "/v1/tenants", headers=admin, json=body | {"callback_url": None}
     )

@@ -192,7 +192,8 @@ async def resolve_checked(
         raise HostRefused(refused, f"{host} resolves to no address")
     for address in addresses:
         if not policy.permits(address):
-            raise HostRefused(refused, f"{host} resolves to {classify(address).reason}")
+            detail = f"{host} resolves to a refused address: {classify(address).reason}"
+            raise HostRefused(refused, detail)
     return addresses
 
 
