@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +22,7 @@ from dynaseal.core.original_demo import DEMO_USER_PASSWORD, DEMO_USER_USERNAME
 from dynaseal.gateway.app import create_app as create_gateway
 from dynaseal.gateway.settings import GatewaySettings
 from support.commands import run_dynaseal, started
+from support.console import ConsoleClient
 from support.databases import fresh_database
 from support.gateway_process import wait_until
 from support.servers import free_port, serve
@@ -32,7 +36,7 @@ HELP_MENTIONS = {
     ("gateway",): ["--host", "--port", "--demo-data", "--database-url", "--log-level"],
     ("backend",): ["--host", "--port", "--demo-data", "--database-url", "--gateway-url"],
     ("chat",): ["--backend-url", "--username", "--password", "--model", "--no-stream"],
-    ("demo",): ["--gateway-port", "--backend-port", "--prompt", "--keep-data"],
+    ("demo",): ["--gateway-port", "--backend-port", "--prompt", "--keep-data", "--keep-running"],
     ("admin",): ["login", "tenants", "keys", "revoke", "usage", "--gateway-url"],
     ("admin", "tenants"): ["create", "list", "show", "disable", "enable"],
     ("admin", "keys"): ["create", "list", "retire", "revoke"],
@@ -68,11 +72,56 @@ def test_demo_round_trip(tmp_path: Path) -> None:
     tokens = next(
         line.split()[-1] for line in output.splitlines() if line.strip().startswith("tokens")
     )
-    assert f"event id {event_id}" in output  # the key the device got ...
-    assert f"event_id={event_id} tokens={tokens}" in output  # ... is the one called back
+    # The callback shown is the one of the key the device got.
+    assert f"event id {event_id}, model" in output
     assert int(tokens) > 0
+    assert re.search(
+        r"gateway console: http://127\.0\.0\.1:\d+/console .*user1, password user1", output
+    )
+    assert re.search(r"backend console: http://127\.0\.0\.1:\d+/console .*client1", output)
     assert "Traceback" not in output + result.stderr
     assert list(tmp_path.iterdir()) == []  # the demo's databases live in a temp dir
+
+
+def test_demo_keeps_running_for_the_consoles(tmp_path: Path) -> None:
+    """What the README says: `dynaseal demo --keep-running`, then log in to the console
+    with the demo tenant's login it printed; Ctrl-C ends it cleanly."""
+    demo = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dynaseal",
+            "demo",
+            "--gateway-port",
+            "0",
+            "--backend-port",
+            "0",
+            "--keep-running",
+        ],
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if k != "OPENAI_BASE_URL"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        lines = iter(demo.stdout.readline, "")
+        printed = next(line for line in lines if line.startswith("gateway console:"))
+        url, username, password = re.search(
+            r"(http://\S+/console) .*tenant (\S+), password (\S+)\)", printed
+        ).groups()
+        assert "running until Ctrl-C" in next(line for line in lines if "Ctrl-C" in line)
+        client = ConsoleClient(url.removesuffix("/console"))
+        assert client.login(username, password).status_code == 303
+        assert "Signing keys" in client.get("/keys").text
+        client.close()
+    finally:
+        demo.send_signal(signal.SIGINT)
+        out, err = demo.communicate(timeout=30)
+    assert demo.returncode == 0, out + err
+    assert "Traceback" not in out + err
 
 
 def test_demo_names_a_busy_gateway_port(tmp_path: Path) -> None:

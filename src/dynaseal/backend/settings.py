@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import NonNegativeInt, PositiveInt, SecretStr, field_validator, model_validator
+from pydantic import (
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from standardwebhooks.webhooks import Webhook
 
 from dynaseal.core.settings import ServiceSettings, TextList
@@ -33,11 +40,17 @@ class BackendSettings(ServiceSettings):
     default_models: TextList = ["deepseek-chat"]
     key_budget_tokens: PositiveInt = 1000
     key_lifetime_seconds: PositiveInt = 600
-    #: Tokens a user may use per UTC day; 0 means unlimited.
+    #: Tokens a user may use per UTC day; 0 means unlimited. The unspent budget of the
+    #: user's live keys counts as used, so keys minted in advance cannot outrun it.
     user_daily_token_quota: NonNegativeInt = 0
     #: Mint only device-bound keys (``dpop_jkt`` or a DPoP proof with every key request);
     #: a user's own policy may say otherwise.
     require_bound_keys: bool = False
+    #: How long after a key expires its unspent budget stays reserved: requests admitted
+    #: just before the expiry may still be running, and their callbacks on their way.
+    key_settlement_grace_seconds: NonNegativeFloat = 300.0
+    #: Keys one user may mint per minute; 0 means unlimited.
+    keys_per_user_per_minute: NonNegativeInt = 30
 
     @field_validator("webhook_secret")
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
@@ -33,12 +34,21 @@ def demo(
     keep_data: Annotated[
         bool, Flag("--keep-data", help="Keep the demo's SQLite files and say where they are.")
     ] = False,
+    keep_running: Annotated[
+        bool,
+        Flag(
+            "--keep-running",
+            help="Keep the gateway and backend running after the round trip (until Ctrl-C), "
+            "to look around in their web consoles.",
+        ),
+    ] = False,
 ) -> None:
     """Run gateway, backend and device in one process and show a full round trip.
 
     Starts both services on 127.0.0.1 with throwaway databases and the original demo
     data, logs in as client1, gets a dynamic key, streams a chat completion from the
-    gateway with the OpenAI SDK, then shows the usage callback the backend received.
+    gateway with the OpenAI SDK, then shows the usage callback the backend received and
+    where the web consoles are (`--keep-running` keeps them up).
     Uses the offline responder unless OPENAI_BASE_URL (and OPENAI_API_KEY) are set.
     """
     from rich.markup import escape
@@ -51,7 +61,12 @@ def demo(
     workdir = Path(tempfile.mkdtemp(prefix="dynaseal-demo-"))
     try:
         with ExitStack() as stack:
-            round_trip(stack, workdir, gateway_port, backend_port, prompt)
+            gateway_url, backend_url = round_trip(
+                stack, workdir, gateway_port, backend_port, prompt
+            )
+            _show_consoles(gateway_url, backend_url, keep_running)
+            if keep_running:
+                _wait_for_interrupt()
     except DemoFailed as exc:
         fail(str(exc))
     finally:
@@ -59,3 +74,32 @@ def demo(
             console.print(f"demo data kept in {escape(str(workdir))}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _show_consoles(gateway_url: str, backend_url: str, keep_running: bool) -> None:
+    """Where the web consoles are, and the demo accounts to log in with (public)."""
+    from dynaseal.core.original_demo import (
+        DEMO_TENANT_PASSWORD,
+        DEMO_TENANT_USERNAME,
+        DEMO_USER_PASSWORD,
+        DEMO_USER_USERNAME,
+    )
+
+    console.print(
+        f"gateway console: {gateway_url}/console  "
+        f"(log in as tenant {DEMO_TENANT_USERNAME}, password {DEMO_TENANT_PASSWORD})"
+    )
+    console.print(
+        f"backend console: {backend_url}/console  "
+        f"(log in as end user {DEMO_USER_USERNAME}, password {DEMO_USER_PASSWORD})"
+    )
+    if not keep_running:
+        console.print("the demo stops now: `dynaseal demo --keep-running` keeps them open")
+
+
+def _wait_for_interrupt() -> None:
+    console.print("running until Ctrl-C ...")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        console.print("stopping")

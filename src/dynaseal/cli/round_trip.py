@@ -43,7 +43,8 @@ STEPS = 6
 
 def round_trip(
     stack: ExitStack, workdir: Path, gateway_port: int, backend_port: int, prompt: str
-) -> None:
+) -> tuple[str, str]:
+    """Start both services, play the device; returns the gateway's and backend's URLs."""
     # Settings and ports first: a bad variable or a busy port stops us before anything runs.
     secret = _throwaway_secret()
     gateway_settings = settings_or_exit(
@@ -75,8 +76,8 @@ def round_trip(
             demo_data_callback_url=f"{backend_url}/v1/callback/usage",
         )
         _start(stack, app, gateway_sock)
-        health = _json(http.get(f"{gateway_url}/healthz"))
-        step.note = f"upstream: {health.get('upstream', 'unknown')}"
+        http.get(f"{gateway_url}/healthz").raise_for_status()
+        step.note = f"upstream: {app.state.services.upstream.description}"
 
     with progress.step(
         f"starting backend on {backend_url}", expected=(ServerFailed, httpx.HTTPError)
@@ -137,6 +138,7 @@ def round_trip(
         "[green]round trip complete:[/green] the device called the gateway directly with a "
         "short-lived key, and the backend was told what it used without relaying any traffic."
     )
+    return gateway_url, backend_url
 
 
 def _throwaway_secret() -> str | None:

@@ -8,6 +8,7 @@ become a generic 500 without a traceback in the body.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -73,6 +74,18 @@ def unauthorized(message: str = "Invalid or expired credentials.") -> APIError:
 
 def bad_request(message: str, param: str | None = None) -> APIError:
     return APIError(400, message, code="invalid_request", param=param)
+
+
+def too_many_requests(message: str, code: str, retry_after: float) -> APIError:
+    """A 429 telling the caller how many whole seconds to wait (at least one)."""
+    seconds = max(1, math.ceil(retry_after))
+    return APIError(
+        429,
+        message.format(retry_after=seconds),
+        code=code,
+        type="rate_limit_error",
+        headers={"Retry-After": str(seconds)},
+    )
 
 
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:

@@ -98,6 +98,9 @@ def logging_config(level: str = "info", fmt: str | None = None) -> dict[str, Any
             "uvicorn.access": {"handlers": [], "propagate": True},
             # Alembic narrates each step at INFO; dynaseal.schema logs the line that matters.
             "alembic": {"level": max(level, "WARNING", key=logging.getLevelName)},
+            # aiosqlite logs every statement with its parameters at DEBUG: end users'
+            # conversations, password hashes, generated secrets. Never, whatever the level.
+            "aiosqlite": {"level": "INFO"},
         },
     }
 

@@ -3,7 +3,8 @@
 Both services read ``SECRET_KEY``, ``ALGORITHM``, ``ACCESS_TOKEN_EXPIRE_MINUTES``,
 ``REFRESH_TOKEN_EXPIRE_MINUTES`` and ``ADMIN_USER_PASSWORD``. The original's
 ``MONGODB_URL`` / ``MONGODB_DB`` are recognised and ignored: our storage is SQL,
-chosen by ``DATABASE_URL``.
+chosen by ``DATABASE_URL``. Without ``SECRET_KEY`` each service generates a secret at its
+first start and keeps it in its database (:mod:`dynaseal.core.server_secret`).
 """
 
 from __future__ import annotations
@@ -19,13 +20,19 @@ from pydantic import (
     PositiveInt,
     SecretStr,
     ValidationError,
+    field_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 log = logging.getLogger("dynaseal")
 
-#: Used when SECRET_KEY is unset so that a laptop run just works; never in production.
-INSECURE_DEV_SECRET = "dynaseal-insecure-development-secret-change-me"
+#: Published defaults of earlier versions: anyone can sign with them, so none is accepted.
+_PUBLIC_SECRETS = frozenset({"dynaseal-insecure-development-secret-change-me"})
+_MIN_SECRET_KEY = 32
+_HOW_TO_MAKE_A_SECRET = (
+    f"use a random value of at least {_MIN_SECRET_KEY} characters, e.g. the output of: "
+    "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+)
 
 
 class ConfigError(Exception):
@@ -57,7 +64,8 @@ class ServiceSettings(BaseSettings):
     # An empty variable is an unset one (``LLM_KEY: ${LLM_KEY:-}`` in a compose file).
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, env_ignore_empty=True)
 
-    secret_key: SecretStr = SecretStr(INSECURE_DEV_SECRET)
+    #: Unset: a random secret generated at the first start and kept in the database.
+    secret_key: SecretStr | None = None
     algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     access_token_expire_minutes: PositiveInt = 30
     refresh_token_expire_minutes: PositiveInt = 60 * 24 * 7
@@ -67,14 +75,33 @@ class ServiceSettings(BaseSettings):
     cors_origins: TextList = Field(default_factory=list)
     #: ``text`` lines or one ``json`` object per line (read by dynaseal.core.logs).
     log_format: Literal["text", "json"] = "text"
-    #: Failed logins allowed per account and per client address in the window.
-    login_failures_per_account: PositiveInt = 5
+    #: Failed logins allowed in the window: per account from one client address, per
+    #: address over all accounts, and per account over all addresses except those it
+    #: logged in from before (looser, so that guessing cannot lock the owner out).
+    login_failures_per_account_and_address: PositiveInt = 5
     login_failures_per_address: PositiveInt = 30
+    login_failures_per_account: PositiveInt = 50
     login_failure_window_seconds: PositiveFloat = 300.0
-    #: ``production`` refuses to start with a default or weak SECRET_KEY / admin password.
+    #: How long a web-console login lasts (``/console``); logging out ends it at once.
+    console_session_minutes: PositiveInt = 8 * 60
+    #: Redis for state the processes and replicas share (on the backend: login failures;
+    #: on the gateway also budgets, use counts, rate limits); unset: each process its own.
+    redis_url: str | None = None
+    #: ``production`` refuses to start without SECRET_KEY, or with a weak one or a weak
+    #: admin password.
     dynaseal_env: Literal["development", "production"] = "development"
     mongodb_url: str | None = None
     mongodb_db: str | None = None
+
+    @field_validator("secret_key")
+    @classmethod
+    def _not_published(cls, value: SecretStr | None) -> SecretStr | None:
+        """An empty value (``SECRET_KEY=``) is unset: nothing ever signs with an empty key."""
+        if value is None or not value.get_secret_value():
+            return None
+        if value.get_secret_value() in _PUBLIC_SECRETS:
+            raise ValueError("this value is published; " + _HOW_TO_MAKE_A_SECRET)
+        return value
 
 
 S = TypeVar("S", bound=ServiceSettings)
@@ -102,23 +129,22 @@ def load_settings(cls: type[S], **overrides: object) -> S:
         _refuse_weak_secrets(settings)
     if settings.mongodb_url:
         log.warning("MONGODB_URL is ignored: Dynaseal stores its data via DATABASE_URL")
-    if settings.secret_key.get_secret_value() == INSECURE_DEV_SECRET:
-        log.warning("SECRET_KEY is not set: using an insecure development secret")
     return settings
 
 
-_MIN_SECRET_KEY = 32
 _MIN_ADMIN_PASSWORD = 12
 
 
 def _refuse_weak_secrets(settings: ServiceSettings) -> None:
-    secret = settings.secret_key.get_secret_value()
-    if secret == INSECURE_DEV_SECRET or len(secret) < _MIN_SECRET_KEY:
+    if settings.secret_key is None:
+        # The generated secret would live in the database, next to the tenant secrets
+        # it seals: a dump of the database alone would open them.
         raise ConfigError(
-            f"SECRET_KEY: production mode needs a random value of at least {_MIN_SECRET_KEY} "
-            "characters, e.g. the output of: python -c 'import secrets; "
-            "print(secrets.token_urlsafe(48))'"
+            "SECRET_KEY: production mode needs it set, outside the database; "
+            + _HOW_TO_MAKE_A_SECRET
         )
+    if len(settings.secret_key.get_secret_value()) < _MIN_SECRET_KEY:
+        raise ConfigError("SECRET_KEY: too short for production mode; " + _HOW_TO_MAKE_A_SECRET)
     admin = settings.admin_user_password
     if admin is not None and len(admin.get_secret_value()) < _MIN_ADMIN_PASSWORD:
         raise ConfigError(

@@ -12,9 +12,10 @@ from redis.asyncio import Redis
 
 from dynaseal import __version__
 from dynaseal.core.http import configure, include_everywhere
+from dynaseal.core.server_secret import ServerSecret
 from dynaseal.core.settings import load_settings
 from dynaseal.core.startup import create_if_absent, wait_for
-from dynaseal.gateway import demo_data, health, shared_state, tenants
+from dynaseal.gateway import console, demo_data, health, shared_state, tenants
 from dynaseal.gateway.routes import (
     account,
     admin,
@@ -29,6 +30,7 @@ from dynaseal.gateway.secrets_box import SecretsBox
 from dynaseal.gateway.services import GatewayServices
 from dynaseal.gateway.settings import GatewaySettings
 from dynaseal.storage import Database
+from dynaseal.storage.gateway_models import GatewaySecret
 from dynaseal.storage.schema import prepare_schema
 
 #: Set by the CLI for worker processes, which cannot be handed ``demo=True`` directly.
@@ -56,7 +58,15 @@ def create_app(
         try:
             await _wait_for_dependencies(settings, services.db, services.redis)
             if not prepared:
-                await _set_up(settings, services.db, services.box, demo, demo_data_callback_url)
+                await _set_up(
+                    settings,
+                    services.db,
+                    services.server_secret,
+                    services.box,
+                    demo,
+                    demo_data_callback_url,
+                )
+            await services.server_secret.load(services.db, GatewaySecret)
             services.start()
             # Start-up objects live as long as the process: keep the collector off them.
             gc.collect()
@@ -87,6 +97,7 @@ def create_app(
     )
     app.include_router(health.router)
     chat_docs.document(app)
+    app.mount(console.PATH, console.create_console(services))
     return app
 
 
@@ -101,8 +112,8 @@ async def prepare(
     redis = shared_state.connect(settings.redis_url) if settings.redis_url else None
     try:
         await _wait_for_dependencies(settings, db, redis)
-        box = SecretsBox(settings.secret_key.get_secret_value())
-        await _set_up(settings, db, box, demo, demo_data_callback_url)
+        secret = ServerSecret(settings.secret_key)
+        await _set_up(settings, db, secret, SecretsBox(secret), demo, demo_data_callback_url)
     finally:
         if redis is not None:
             await redis.aclose()
@@ -121,23 +132,28 @@ async def _wait_for_dependencies(
 async def _set_up(
     settings: GatewaySettings,
     db: Database,
+    secret: ServerSecret,
     box: SecretsBox,
     demo: bool,
     demo_data_callback_url: str | None,
 ) -> None:
     # Every step tolerates another process doing the same at the same moment (replicas
-    # starting together): the schema under a lock, the rows by insert-if-absent.
-    await prepare_schema(db, "gateway", auto_create=True)
-    admin_password = settings.admin_user_password
-    if admin_password is not None:
+    # starting together): all of it under a lock on PostgreSQL, rows by insert-if-absent.
+    async with db.startup_lock("dynaseal gateway start-up"):
+        await prepare_schema(db, "gateway", auto_create=True)
+        await secret.load(db, GatewaySecret)  # the demo tenant's secrets are sealed with it
+        admin_password = settings.admin_user_password
+        if admin_password is not None:
 
-        async def ensure_admin() -> None:
-            async with db.transaction() as session:
-                await tenants.ensure_admin(session, admin_password.get_secret_value())
+            async def ensure_admin() -> None:
+                async with db.transaction() as session:
+                    await tenants.ensure_admin(session, admin_password.get_secret_value())
 
-        await create_if_absent(ensure_admin)
-    if demo:
-        await create_if_absent(lambda: demo_data.load_demo_tenant(db, box, demo_data_callback_url))
+            await create_if_absent(ensure_admin)
+        if demo:
+            await create_if_absent(
+                lambda: demo_data.load_demo_tenant(db, box, demo_data_callback_url)
+            )
 
 
 def create_app_from_environment() -> FastAPI:

@@ -13,6 +13,8 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     SecretStr,
+    ValidationInfo,
+    field_validator,
 )
 
 from dynaseal.core.settings import NumberList, ServiceSettings
@@ -24,6 +26,7 @@ from dynaseal.keys import DEFAULT_AUDIENCE
 class GatewaySettings(ServiceSettings):
     database_url: str = "sqlite+aiosqlite:///./dynaseal-gateway.db"
     #: The upstream OpenAI-compatible server; unset means the built-in offline responder.
+    #: Credentials in it (``http://user:password@proxy/v1``) are sent as basic auth.
     openai_base_url: AnyHttpUrl | None = None
     openai_api_key: SecretStr | None = None
     #: The ``aud`` dynamic keys in our own format must carry.
@@ -48,8 +51,6 @@ class GatewaySettings(ServiceSettings):
     allow_private_callbacks: bool = False
     #: After a webhook secret is rotated, callbacks carry both signatures for this long.
     webhook_secret_overlap_seconds: NonNegativeFloat = 24 * 3600.0
-    #: Redis for the state replicas share (budgets, use counts, rate limits); unset: none.
-    redis_url: str | None = None
     #: Where key budgets are reserved: ``redis`` when REDIS_URL is set; else ``memory``
     #: (fastest; one gateway process per SQLite file) or ``database`` (row locks: several
     #: processes on one database). ``auto``: redis, else memory on SQLite, else database.
@@ -69,8 +70,25 @@ class GatewaySettings(ServiceSettings):
     startup_timeout_seconds: PositiveFloat = 60.0
     #: On SIGTERM, how long in-flight requests (streams) may take to finish.
     shutdown_timeout_seconds: PositiveFloat = 30.0
+    #: How often the refusals counted in memory are added to the database (console charts).
+    refusal_flush_seconds: PositiveFloat = 5.0
     #: Largest chat request body accepted.
     max_request_bytes: PositiveInt = 4 * 1024 * 1024
+
+    @field_validator("openai_api_key")
+    @classmethod
+    def _one_upstream_credential(
+        cls, value: SecretStr | None, info: ValidationInfo
+    ) -> SecretStr | None:
+        base_url = info.data.get("openai_base_url")
+        has_credentials = base_url is not None and (base_url.username or base_url.password)
+        if value is not None and value.get_secret_value() and has_credentials:
+            raise ValueError(
+                "OPENAI_BASE_URL carries credentials and OPENAI_API_KEY is set, but the "
+                "upstream gets only one Authorization header: keep the credentials in "
+                "OPENAI_BASE_URL for a proxy that wants basic auth, or use OPENAI_API_KEY alone"
+            )
+        return value
 
     def rate_limits(self, tenant_limits: Mapping[str, int]) -> dict[str, int]:
         """The gateway's defaults with the tenant's own limits on top."""

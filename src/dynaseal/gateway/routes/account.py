@@ -40,6 +40,7 @@ class TenantOut(BaseModel):
     callback_include_prompt: bool
     rate_limits: dict[str, int] | None
     total_tokens: int
+    disabled_at: datetime | None = None
     created_at: datetime
 
     @classmethod

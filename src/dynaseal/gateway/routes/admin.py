@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import or_, select
 
 from dynaseal.core.errors import APIError
@@ -35,6 +35,14 @@ class TenantCreate(BaseModel):
     password: str = Field(min_length=8, max_length=128)
     email: str | None = Field(default=None, max_length=256)
     callback_url: str | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _blank_is_none(cls, email: str | None) -> str | None:
+        """``""`` is no email (else a second tenant without one would clash with the first)."""
+        if email is None or not email.strip():
+            return None
+        return email.strip()
 
 
 class NewTenantOut(TenantOut):

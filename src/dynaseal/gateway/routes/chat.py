@@ -43,8 +43,12 @@ async def chat_completions(request: Request) -> Response:
             code="service_unavailable",
             headers={"Retry-After": "1"},
         )
-    raw = await _read_body(request, services.settings.max_request_bytes)
-    admission = await services.gatekeeper.admit(request.headers.get("authorization"), raw)
+    try:
+        raw = await _read_body(request, services.settings.max_request_bytes)
+        admission = await services.gatekeeper.admit(request.headers.get("authorization"), raw)
+    except APIError as refusal:  # counted in memory, for the console's charts
+        services.refusals.refused(request.headers.get("authorization"), refusal)
+        raise
     grant = admission.grant
     note(request_id=admission.request_id, tenant=grant.tenant_id, event_id=grant.event_id)
     relay = proxy.stream if admission.stream else proxy.complete
