@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import BigInteger, case, func, or_, select, type_coerce
+from sqlalchemy import BigInteger, case, cast, func, or_, select, type_coerce
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -154,14 +154,20 @@ _BUDGET = {"tokens": IssuedKey.max_tokens, "cost": IssuedKey.max_cost}
 
 def _raw(column: Any) -> Any:
     """The column as the database holds it (money in integer units): sums and
-    differences stay exact integers; the total is read back with the column's type."""
+    differences stay exact integers; the total is read back with :func:`_total`."""
     return type_coerce(column, BigInteger)
+
+
+def _total(expression: Any, column: Any) -> Any:
+    """A sum of raw values, read back as the column's type (PostgreSQL sums BIGINTs as
+    NUMERIC: cast back, so tokens come back as ints)."""
+    return type_coerce(cast(func.coalesce(expression, 0), BigInteger), column.type)
 
 
 async def used_since(session: AsyncSession, user_id: str, since: datetime, what: Measure) -> Any:
     """Generated tokens (an int) or USD (a Decimal) the user's requests used since then."""
     column = _USED[what]
-    total = type_coerce(func.coalesce(func.sum(_raw(column)), 0), column.type)
+    total = _total(func.sum(_raw(column)), column)
     return await session.scalar(
         select(total).where(UsageCallback.user_id == user_id, UsageCallback.occurred_at >= since)
     )
@@ -187,11 +193,11 @@ async def reserved_by_keys(
         .scalar_subquery()
     )
     unspent = _raw(budget) - spent
-    held = func.coalesce(func.sum(case((unspent > 0, unspent), else_=0)), 0)
+    held = func.sum(case((unspent > 0, unspent), else_=0))
     total, earliest = (
         await session.execute(
             select(
-                type_coerce(held, budget.type),
+                _total(held, budget),
                 func.min(case((unspent > 0, IssuedKey.expires_at))),
             ).where(IssuedKey.user_id == user_id, IssuedKey.expires_at > expired_after)
         )
