@@ -95,10 +95,15 @@ async def test_database_budget_is_shared_by_processes_on_one_sqlite_file(
         statuses = await asyncio.gather(
             *(asyncio.to_thread(chat, urls[i % 2], key) for i in range(20))
         )
+        seen = httpx.get(urls[1] + "/v1/key", headers={"Authorization": f"Bearer {key}"}).json()
     finally:
         processes.close()
     assert sorted(statuses) == [200] + [429] * 19
     assert upstream.count == 1
+    # The row both processes reserve in: one request made, its 8 tokens booked.
+    assert seen["requests"] == {"limit": 1, "used": 1, "remaining": 0}
+    assert seen["budgets"]["max_tokens"]["used"] == 8
+    assert seen["budgets"]["max_tokens"]["reserved"] == 0
 
 
 def test_memory_store_needs_sqlite() -> None:
