@@ -48,7 +48,12 @@ def create_app(settings: BackendSettings, *, demo_data: bool = False) -> FastAPI
     app.state.tokens = SessionTokens.for_service(settings, SESSION_AUDIENCE)
     secret = settings.webhook_secret
     app.state.callback_verifier = CallbackVerifier(secret.get_secret_value() if secret else None)
-    configure(app, settings.cors_origins)
+    configure(
+        app,
+        settings.cors_origins,
+        body_limit=settings.max_body_bytes,
+        body_limits={"/callback/usage": settings.max_callback_bytes},
+    )
     include_everywhere(app, [api_router])
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")

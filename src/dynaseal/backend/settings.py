@@ -38,6 +38,9 @@ class BackendSettings(ServiceSettings):
     #: Mint only device-bound keys (``dpop_jkt`` or a DPoP proof with every key request);
     #: a user's own policy may say otherwise.
     require_bound_keys: bool = False
+    #: Largest usage callback accepted (one carries at most the generated text the gateway
+    #: keeps, plus the request's messages when the tenant includes them).
+    max_callback_bytes: PositiveInt = 8 * 1024 * 1024
 
     @field_validator("webhook_secret")
     @classmethod

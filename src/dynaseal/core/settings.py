@@ -36,6 +36,9 @@ class ServiceSettings(BaseSettings):
     admin_user_password: SecretStr | None = None
     database_url: str = "sqlite+aiosqlite:///./dynaseal.db"
     cors_origins: list[str] = Field(default_factory=list)
+    #: Largest request body of the routes that have no limit of their own (logins, JSON);
+    #: counted while the body streams in, before any authentication.
+    max_body_bytes: PositiveInt = 64 * 1024
     #: Failed logins allowed per account and per client address in the window.
     login_failures_per_account: PositiveInt = 5
     login_failures_per_address: PositiveInt = 30

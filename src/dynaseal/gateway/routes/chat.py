@@ -18,16 +18,6 @@ router = APIRouter(tags=["OpenAI-compatible"])
 Authorization = Annotated[str | None, Header()]
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise APIError(413, f"The request body is larger than {limit} bytes.", code="too_large")
-    body = await request.body()
-    if len(body) > limit:
-        raise APIError(413, f"The request body is larger than {limit} bytes.", code="too_large")
-    return body
-
-
 async def chat_completions(request: Request) -> Response:
     """Verify the key, reserve its budget, proxy upstream, settle and report usage.
 
@@ -42,7 +32,7 @@ async def chat_completions(request: Request) -> Response:
             code="service_unavailable",
             headers={"Retry-After": "1"},
         )
-    raw = await _read_body(request, services.settings.max_request_bytes)
+    raw = await request.body()  # at most MAX_REQUEST_BYTES: core.body_limit counts it
     admission = await services.gatekeeper.admit(request.headers.get("authorization"), raw)
     relay = proxy.stream if admission.stream else proxy.complete
     response = await relay(services.upstream, admission, services.settler)
