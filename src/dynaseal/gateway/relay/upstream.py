@@ -67,7 +67,12 @@ class _Reply:
             raise _error(exc) from exc
 
     async def aclose(self) -> None:
-        self._response.release()
+        # An answer read to its end leaves a reusable connection; one cut short (device
+        # gone, cap reached) is closed, so the upstream stops generating at once.
+        if self._response.content.is_eof():
+            self._response.release()
+        else:
+            self._response.close()
 
 
 class HttpUpstream:
@@ -80,8 +85,12 @@ class HttpUpstream:
         self._headers = {"content-type": "application/json", "accept-encoding": "identity"}
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
-        # No total timeout: a long stream is fine as long as bytes keep coming.
-        self._timeout = aiohttp.ClientTimeout(total=None, connect=10.0, sock_read=timeout)
+        # No total timeout: a long stream is fine as long as bytes keep coming. Only the
+        # TCP connect is timed, not the wait for a pooled connection (``connect`` would
+        # count both): admission already seats requests in the pool fairly (.pool).
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=None, sock_connect=10.0, sock_read=timeout
+        )
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
 

@@ -35,7 +35,7 @@ async def chat_completions(request: Request) -> Response:
     raw = await request.body()  # at most MAX_REQUEST_BYTES: core.body_limit counts it
     admission = await services.gatekeeper.admit(request.headers.get("authorization"), raw)
     relay = proxy.stream if admission.stream else proxy.complete
-    response = await relay(services.upstream, admission, services.settler)
+    response = await relay(services.upstream, admission, services.settler, services.relay)
     response.headers.update(admission.response_headers())
     return response
 
