@@ -48,6 +48,7 @@ def backend(config: dict[str, Any]) -> Any:
         gateway_url=config["gateway_url"],
         key_budget_tokens=config["key_budget_tokens"],
         default_models=config["default_models"],
+        keys_per_user_per_minute=0,  # one user mints every key the benchmark measures
     )
     return ByteMeter(create_app(settings, demo_data=True), backend_bucket)
 

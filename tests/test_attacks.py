@@ -80,7 +80,7 @@ def ed_tenant(gateway: ServerThread) -> tuple[TenantHandle, Any, str]:
     tenant = create_tenant(gateway.url)
     pair = generate_key_pair("EdDSA")
     key = tenant.add_api_key(algorithm="EdDSA", public_key=pair.public_pem)
-    assert key["secret"] is None
+    assert "secret" not in key  # an Ed25519 key has no secret, and the answer says none
     return tenant, pair, key["kid"]
 
 
@@ -343,6 +343,26 @@ def test_revocation_needs_the_owner(gateway: ServerThread) -> None:
         json={"event_id": "x", "all_keys": True},
     )
     assert bad.status_code == 400
+
+
+def test_a_revocation_cut_off_in_the_future_is_refused(
+    gateway: ServerThread, upstream: FakeUpstream
+) -> None:
+    """Else one request would disable every key the tenant ever mints, forever."""
+    tenant = create_tenant(gateway.url, with_api_key=True)
+    for cutoff in ("9999-12-31T23:59:59Z", "2999-01-01T00:00:00+00:00"):
+        refused = httpx.post(
+            gateway.url + "/v1/revocations", headers=tenant.auth, json={"minted_before": cutoff}
+        )
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["param"] == "minted_before"
+    key = tenant.key(model=DEMO_MODEL, max_tokens=100)
+    chat = httpx.post(
+        gateway.url + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"model": DEMO_MODEL, "messages": MESSAGES},
+    )
+    assert chat.status_code == 200, chat.text
 
 
 def test_login_brute_force_is_throttled(gateway: ServerThread) -> None:

@@ -146,6 +146,49 @@ def test_only_an_admin_creates_users(
     assert key["models"] == ["m2"] and key["max_tokens"] == 50
 
 
+def test_usernames_and_emails_are_one_namespace(
+    backend: httpx.Client, admin: dict[str, str]
+) -> None:
+    """A username equal to another user's email (or the reverse) would make the login
+    form's ``username`` field ambiguous: it is refused, and the first user's logins work."""
+    tag = time.time_ns()
+    ann = {"username": f"ann-{tag}", "email": f"ann-{tag}@example.com", "password": "pw-ann"}
+    bob = {"username": f"bob-{tag}@example.com", "password": "pw-bob"}
+    for user in (ann, bob):
+        assert backend.post("/v1/user/create", json=user, headers=admin).status_code == 201
+    for clash in (
+        {"username": ann["email"], "password": "pw-mallory"},
+        {"username": f"carol-{tag}", "email": bob["username"], "password": "pw-carol"},
+    ):
+        refused = backend.post("/v1/user/create", json=clash, headers=admin)
+        assert assert_openai_error(refused, 409)["code"] == "user_exists"
+    for user, names in ((ann, ("username", "email")), (bob, ("username",))):
+        for name in names:
+            assert login(backend, user[name], user["password"])["access_token"]
+
+
+def test_malformed_numbers_and_tokens_are_400_not_500(
+    backend: httpx.Client, admin: dict[str, str]
+) -> None:
+    """Numbers past a 64-bit database integer used to be 500s, as did a refresh token
+    with a lone surrogate (valid JSON, no UTF-8)."""
+    tag = time.time_ns()
+    for field, value in (
+        ("key_budget_tokens", 2**70),
+        ("key_budget_tokens", 2**63),
+        ("daily_token_quota", 2**63),
+    ):
+        body = {"username": f"big-{tag}-{field}", "password": "pw", field: value}
+        refused = backend.post("/v1/user/create", json=body, headers=admin)
+        assert assert_openai_error(refused, 400)["param"] == field
+    surrogate = backend.post(
+        "/v1/user/refresh",
+        content=b'{"refresh_token": "\\ud800"}',
+        headers={"content-type": "application/json"},
+    )
+    assert assert_openai_error(surrogate, 400)["param"] == "refresh_token"
+
+
 def test_backend_without_tenant_credentials_answers_503(
     database_url: NewDatabase,
 ) -> None:

@@ -66,7 +66,6 @@ def test_signed_callback_is_stored_once_and_listed(
     backend: httpx.Client,
     client1: dict[str, str],
     admin: dict[str, str],
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     event_id = new_event(backend, client1)
     assert post_signed(backend, usage_payload(event_id), msg_id="msg_a").json() == {
@@ -83,9 +82,26 @@ def test_signed_callback_is_stored_once_and_listed(
     assert entry["delivery_id"] == "msg_a" and entry["user_id"] == DEMO_USER_ID
     assert entry["signature_verified"] is True
     assert entry["content"] == "Hello there" and entry["status"] == "completed"
-    assert f"event_id={event_id} tokens=12" in capsys.readouterr().out
     assert usage_of(backend, admin, event_id)["total_tokens"] == 19
     assert_openai_error(backend.get("/v1/usage"), 401)
+
+
+def test_end_users_conversations_stay_out_of_stdout_and_the_logs(
+    backend: httpx.Client,
+    client1: dict[str, str],
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    event_id = new_event(backend, client1)
+    private = "my bank password is hunter2"
+    with caplog.at_level(logging.INFO):  # the services' default log level
+        post_signed(backend, usage_payload(event_id, content=private))
+        post_signed(backend, usage_payload(event_id, type="test", content=private))
+    assert usage_of(backend, client1, event_id)["data"][0]["content"] == private
+    printed = capfd.readouterr()
+    assert private not in printed.out + printed.err
+    assert all(private not in record.getMessage() for record in caplog.records)
+    assert any(event_id in record.getMessage() for record in caplog.records)
 
 
 def test_forged_stale_and_unsigned_callbacks_are_refused(
@@ -135,6 +151,7 @@ def test_malformed_but_signed_callbacks_are_400(backend: httpx.Client) -> None:
         b"[1, 2]",
         b'{"event_id": "e"}',
         b'{"event_id": "e", "tokens": -1}',
+        b'{"event_id": "e", "tokens": 9223372036854775808}',
         naive_time,
     ):
         assert_openai_error(post_signed(backend, body), 400)

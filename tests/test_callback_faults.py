@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from pydantic import SecretStr
 
 from dynaseal.backend import BackendSettings
 from dynaseal.backend import create_app as create_backend
@@ -24,6 +25,7 @@ from dynaseal.core.original_demo import (
     DEMO_USER_USERNAME,
     DEMO_WEBHOOK_SECRET,
 )
+from dynaseal.core.server_secret import ServerSecret
 from dynaseal.gateway.app import create_app as create_gateway
 from dynaseal.gateway.callbacks import outbox
 from dynaseal.gateway.callbacks.delivery import DeliveryWorker
@@ -196,7 +198,11 @@ async def test_a_crashed_workers_claim_expires_and_a_live_claim_is_respected(
             )
             row.claimed_until = claimed_until
     worker = DeliveryWorker(
-        db, SecretsBox("s"), CallbackPolicy(allow_loopback=True), timeout=2, retry_schedule=[0.1]
+        db,
+        SecretsBox(ServerSecret(SecretStr("s"))),
+        CallbackPolicy(allow_loopback=True),
+        timeout=2,
+        retry_schedule=[0.1],
     )
     try:
         assert await worker.deliver_due() == 1
@@ -220,7 +226,9 @@ async def test_callback_url_is_checked_again_when_sending(
             payload={"type": "usage", "event_id": "internal", "tokens": 0},
         )
         row_id = row.id
-    worker = DeliveryWorker(db, SecretsBox("s"), CallbackPolicy(), timeout=2)
+    worker = DeliveryWorker(
+        db, SecretsBox(ServerSecret(SecretStr("s"))), CallbackPolicy(), timeout=2
+    )
     try:
         assert await worker.deliver_due() == 1
         async with db.sessions() as session:

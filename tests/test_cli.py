@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -15,8 +21,10 @@ from dynaseal.cli.main import app
 from dynaseal.core.original_demo import DEMO_USER_PASSWORD, DEMO_USER_USERNAME
 from dynaseal.gateway.app import create_app as create_gateway
 from dynaseal.gateway.settings import GatewaySettings
-from support.cli import run_dynaseal
+from support.commands import run_dynaseal, started
+from support.console import ConsoleClient
 from support.databases import fresh_database
+from support.gateway_process import wait_until
 from support.servers import free_port, serve
 
 runner = CliRunner()
@@ -28,7 +36,11 @@ HELP_MENTIONS = {
     ("gateway",): ["--host", "--port", "--demo-data", "--database-url", "--log-level"],
     ("backend",): ["--host", "--port", "--demo-data", "--database-url", "--gateway-url"],
     ("chat",): ["--backend-url", "--username", "--password", "--model", "--no-stream"],
-    ("demo",): ["--gateway-port", "--backend-port", "--prompt", "--keep-data"],
+    ("demo",): ["--gateway-port", "--backend-port", "--prompt", "--keep-data", "--keep-running"],
+    ("admin",): ["login", "tenants", "keys", "revoke", "usage", "--gateway-url"],
+    ("admin", "tenants"): ["create", "list", "show", "disable", "enable"],
+    ("admin", "keys"): ["create", "list", "retire", "revoke"],
+    ("backend", "create-user"): ["--password", "--email", "--model", "--database-url"],
 }
 
 
@@ -60,11 +72,56 @@ def test_demo_round_trip(tmp_path: Path) -> None:
     tokens = next(
         line.split()[-1] for line in output.splitlines() if line.strip().startswith("tokens")
     )
-    assert f"event id {event_id}" in output  # the key the device got ...
-    assert f"event_id={event_id} tokens={tokens}" in output  # ... is the one called back
+    # The callback shown is the one of the key the device got.
+    assert f"event id {event_id}, model" in output
     assert int(tokens) > 0
+    assert re.search(
+        r"gateway console: http://127\.0\.0\.1:\d+/console .*user1, password user1", output
+    )
+    assert re.search(r"backend console: http://127\.0\.0\.1:\d+/console .*client1", output)
     assert "Traceback" not in output + result.stderr
     assert list(tmp_path.iterdir()) == []  # the demo's databases live in a temp dir
+
+
+def test_demo_keeps_running_for_the_consoles(tmp_path: Path) -> None:
+    """What the README says: `dynaseal demo --keep-running`, then log in to the console
+    with the demo tenant's login it printed; Ctrl-C ends it cleanly."""
+    demo = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dynaseal",
+            "demo",
+            "--gateway-port",
+            "0",
+            "--backend-port",
+            "0",
+            "--keep-running",
+        ],
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if k != "OPENAI_BASE_URL"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        lines = iter(demo.stdout.readline, "")
+        printed = next(line for line in lines if line.startswith("gateway console:"))
+        url, username, password = re.search(
+            r"(http://\S+/console) .*tenant (\S+), password (\S+)\)", printed
+        ).groups()
+        assert "running until Ctrl-C" in next(line for line in lines if "Ctrl-C" in line)
+        client = ConsoleClient(url.removesuffix("/console"))
+        assert client.login(username, password).status_code == 303
+        assert "Signing keys" in client.get("/keys").text
+        client.close()
+    finally:
+        demo.send_signal(signal.SIGINT)
+        out, err = demo.communicate(timeout=30)
+    assert demo.returncode == 0, out + err
+    assert "Traceback" not in out + err
 
 
 def test_demo_names_a_busy_gateway_port(tmp_path: Path) -> None:
@@ -168,3 +225,59 @@ def test_chat_without_credentials_exits_2(backend_url: str) -> None:
     )
     assert result.exit_code == 2
     assert "DYNASEAL_USERNAME" in result.output
+
+
+def test_flags_are_offered_without_a_value() -> None:
+    result = runner.invoke(app, ["gateway", "--help"], terminal_width=200)
+    (row,) = [line for line in result.output.splitlines() if "--demo-data" in line]
+    assert "bool" not in row  # `--demo-data`, never `--demo-data <bool>`
+    given_a_value = runner.invoke(app, ["gateway", "--demo-data", "true", "--port", "-1"])
+    assert given_a_value.exit_code == 2
+
+
+def test_help_and_version_do_not_load_the_services(tmp_path: Path) -> None:
+    """What makes `dynaseal --help` slow is importing FastAPI, SQLAlchemy, the OpenAI SDK
+    ...: the command line must load them only when a command needs them."""
+    probe = (
+        "import sys; import dynaseal.cli.main\n"
+        "heavy = {'fastapi', 'sqlalchemy', 'openai', 'httpx', 'uvicorn', 'pydantic', 'alembic'}\n"
+        "print(sorted(heavy & {name.split('.')[0] for name in sys.modules}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    assert run_dynaseal("--version", cwd=tmp_path).stdout.strip().startswith("dynaseal ")
+
+
+def test_the_demo_backend_on_another_port_gets_the_callbacks(tmp_path: Path) -> None:
+    gateway_port, backend_port = free_port(), free_port()
+    gateway_url = f"http://127.0.0.1:{gateway_port}"
+    backend_url = f"http://127.0.0.1:{backend_port}"
+    with started("gateway", "--demo-data", "--port", str(gateway_port), cwd=tmp_path) as gateway:
+        gateway.wait_ready(gateway_url + "/readyz")
+        with started(
+            "backend",
+            "--demo-data",
+            "--port",
+            str(backend_port),
+            cwd=tmp_path,
+            env={"GATEWAY_URL": gateway_url},
+        ) as backend:
+            backend.wait_ready(backend_url + "/healthz")
+            env = {"DYNASEAL_USERNAME": DEMO_USER_USERNAME, "DYNASEAL_PASSWORD": DEMO_USER_PASSWORD}
+            asked = run_dynaseal("chat", "hi", "--backend-url", backend_url, cwd=tmp_path, env=env)
+            assert asked.returncode == 0, asked.stderr
+            token = httpx.post(
+                backend_url + "/v1/user/login",
+                data={"username": DEMO_USER_USERNAME, "password": DEMO_USER_PASSWORD},
+            ).json()["access_token"]
+
+            def received() -> int:
+                usage = httpx.get(
+                    backend_url + "/v1/usage", headers={"Authorization": f"Bearer {token}"}
+                )
+                return usage.json()["total_tokens"]
+
+            assert wait_until(received, timeout=30) > 0

@@ -84,6 +84,41 @@ def test_only_the_admin_registers_tenants(gateway: ServerThread) -> None:
     assert again.status_code == 409
 
 
+def test_tenants_without_email_and_clashing_names(gateway: ServerThread) -> None:
+    """An empty email is no email (two such tenants used to be a 500); a username or email
+    equal to any tenant's username or email is a 409, never a 500."""
+    admin = access(gateway, "admin", ADMIN_PASSWORD)
+
+    def register(username: str, email: str | None) -> httpx.Response:
+        body = {"username": username, "password": "password-123", "email": email}
+        return httpx.post(gateway.url + "/v1/tenants", json=body, headers=admin)
+
+    tag = uuid.uuid4().hex[:8]
+    for n in range(2):
+        created = register(f"no-email-{n}-{tag}", "")
+        assert created.status_code == 201, created.text
+        assert created.json()["email"] is None
+    for username, email in (
+        (f"other-{tag}", DEMO_TENANT_USERNAME),  # an email equal to a username
+        (DEMO_TENANT_EMAIL, None),  # a username equal to an email
+        (f"again-{tag}", DEMO_TENANT_EMAIL),
+    ):
+        refused = register(username, email)
+        assert refused.status_code == 409, refused.text
+        assert set(refused.json()["error"]) == {"message", "type", "param", "code"}
+    assert access(gateway, DEMO_TENANT_EMAIL, DEMO_TENANT_PASSWORD)
+
+
+def test_a_refresh_token_no_jwt_library_can_encode_is_a_401(gateway: ServerThread) -> None:
+    body = b'{"refresh_token": "\\ud800"}'  # a lone surrogate: valid JSON, no UTF-8
+    response = httpx.post(
+        gateway.url + "/v1/user/refresh",
+        content=body,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 401, response.text
+
+
 def test_api_keys_are_created_shown_once_rotated_and_revoked(gateway: ServerThread) -> None:
     admin = access(gateway, "admin", ADMIN_PASSWORD)
     name = f"t-{uuid.uuid4().hex[:8]}"
@@ -99,6 +134,7 @@ def test_api_keys_are_created_shown_once_rotated_and_revoked(gateway: ServerThre
     assert first.status_code == second.status_code == 201
     first_key, second_key = first.json(), second.json()
     assert first_key["tenant_id"] == tenant_id and len(first_key["secret"]) >= 32
+    assert "public_key" not in first_key  # an HS256 key has none: no "public_key": null
 
     listed = httpx.get(gateway.url + "/v1/api-keys", headers=owner)
     assert [k["kid"] for k in listed.json()] == [first_key["kid"], second_key["kid"]]
@@ -143,3 +179,30 @@ def test_callback_url_must_be_http(gateway: ServerThread) -> None:
     )
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "callback_url"
+
+
+@pytest.mark.parametrize("path", ["/nope", "/v1/nope", "/api/v1/chat/complete"])
+def test_unknown_paths_answer_in_openais_error_format(gateway: ServerThread, path: str) -> None:
+    response = httpx.get(gateway.url + path)
+    assert response.status_code == 404
+    assert response.json()["error"] == {
+        "message": f"Unknown request URL: GET {path}.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "unknown_url",
+    }
+
+
+def test_the_api_documentation_includes_chat_completions(gateway: ServerThread) -> None:
+    schema = httpx.get(gateway.url + "/openapi.json").json()
+    operation = schema["paths"]["/v1/chat/completions"]["post"]
+    assert "dynamic key" in operation["description"]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert {"model", "messages"} <= set(_resolve(schema, body)["required"])
+    assert httpx.get(gateway.url + "/docs").status_code == 200
+
+
+def _resolve(schema: dict, node: dict) -> dict:
+    if "$ref" in node:
+        return schema["components"]["schemas"][node["$ref"].rsplit("/", 1)[-1]]
+    return node

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import openai
@@ -19,7 +20,13 @@ from dynaseal.core.original_demo import (
     DEMO_WEBHOOK_SECRET,
 )
 from dynaseal.gateway.callbacks.retry import DEFAULT_RETRY_SCHEDULE, retry_after_seconds
+from dynaseal.gateway.callbacks.url_policy import (
+    CallbackPolicy,
+    CallbackURLRefused,
+    check_callback_url,
+)
 from support.callbacks import CallbackSink
+from support.commands import run_dynaseal
 from support.servers import ServerThread
 from support.tenants import (
     DEMO_MODEL,
@@ -336,16 +343,26 @@ def test_default_retry_schedule_spans_about_three_days() -> None:
     assert 2.5 * 86400 < sum(DEFAULT_RETRY_SCHEDULE) < 3.5 * 86400
 
 
+def delivered_callback(gateway: ServerThread, sink: CallbackSink) -> tuple[str, str]:
+    """A completion whose callback arrived: its key and the delivery's webhook-id."""
+    key = mint()
+    client(gateway, key).chat.completions.create(model=DEMO_MODEL, messages=MESSAGES)
+    [payload] = sink.wait_for(1, event_id=event_of(key))
+    return key, sink.delivery_of(payload).headers["webhook-id"]
+
+
+def tenant_login(gateway: ServerThread) -> list[str]:
+    """The options of ``dynaseal deliveries`` that log in as the demo tenant."""
+    login = ["--gateway-url", gateway.url, "--username", DEMO_TENANT_USERNAME]
+    return [*login, "--password", DEMO_TENANT_PASSWORD]
+
+
 def test_cli_lists_shows_resends_and_tests_deliveries(
     gateway: ServerThread, sink: CallbackSink
 ) -> None:
     sink.fail_next = 1
-    key = mint()
-    client(gateway, key).chat.completions.create(model=DEMO_MODEL, messages=MESSAGES)
-    [payload] = sink.wait_for(1, event_id=event_of(key))
-    webhook_id = sink.delivery_of(payload).headers["webhook-id"]
-    login = ["--gateway-url", gateway.url, "--username", DEMO_TENANT_USERNAME]
-    login += ["--password", DEMO_TENANT_PASSWORD]
+    key, webhook_id = delivered_callback(gateway, sink)
+    login = tenant_login(gateway)
     runner = CliRunner()
 
     def run(*args: str) -> str:
@@ -361,3 +378,28 @@ def test_cli_lists_shows_resends_and_tests_deliveries(
     assert len(sink.wait_for(2, event_id=event_of(key))) == 2
     wrong = runner.invoke(deliveries_cli, ["--gateway-url", gateway.url, "list"])
     assert wrong.exit_code == 2 and "--username" in wrong.output
+
+
+def test_the_deliveries_table_is_whole_when_piped(
+    gateway: ServerThread, sink: CallbackSink, tmp_path: Path
+) -> None:
+    _, webhook_id = delivered_callback(gateway, sink)
+    listing = ["deliveries", *tenant_login(gateway), "list", "--status", "delivered"]
+    piped = run_dynaseal(*listing, cwd=tmp_path)
+    assert piped.returncode == 0, piped.stderr
+    (row,) = [line for line in piped.stdout.splitlines() if webhook_id in line]
+    assert " delivered " in row and "…" not in piped.stdout
+
+
+@pytest.mark.parametrize(
+    ("url", "setting"),
+    [
+        ("http://127.0.0.1:9000/v1/callback/usage", "ALLOW_LOOPBACK_CALLBACKS"),
+        ("http://10.1.2.3/v1/callback/usage", "ALLOW_PRIVATE_CALLBACKS"),
+    ],
+)
+async def test_a_refused_callback_url_names_the_setting_that_allows_it(
+    url: str, setting: str
+) -> None:
+    with pytest.raises(CallbackURLRefused, match=f"{setting}=true"):
+        await check_callback_url(url, CallbackPolicy())

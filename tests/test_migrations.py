@@ -25,7 +25,7 @@ from dynaseal.storage.schema import (
     prepare_schema,
     upgrade,
 )
-from support.cli import run_dynaseal
+from support.commands import run_dynaseal
 from support.databases import Kind, NewDatabase, fresh_database
 from support.servers import free_port
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from support.servers import ServerThread
 from support.tenants import DEMO_MODEL, TenantHandle, create_tenant
@@ -68,3 +69,30 @@ def test_unknown_limit_names_are_refused(gateway: ServerThread) -> None:
         gateway.url + "/v1/user/me", headers=tenant.auth, json={"rate_limits": {"rps": 1}}
     )
     assert response.status_code == 400
+
+
+def test_null_rate_limits_clear_the_tenants_own(gateway: ServerThread) -> None:
+    tenant = limited_tenant(gateway, key_rpm=1)
+    key = tenant.key()
+    assert [chat(gateway, key).status_code for _ in range(2)] == [200, 429]
+    cleared = httpx.patch(
+        gateway.url + "/v1/user/me", headers=tenant.auth, json={"rate_limits": None}
+    )
+    assert cleared.status_code == 200 and cleared.json()["rate_limits"] is None
+    assert chat(gateway, key).status_code == 200  # the gateway's default: no limit
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"callback_include_content": None}, {"ratelimits": {"key_rpm": 1}}],
+    ids=["nothing", "null-flag", "misspelt"],
+)
+def test_a_profile_update_that_changes_nothing_is_refused(
+    gateway: ServerThread, body: dict[str, object]
+) -> None:
+    tenant = limited_tenant(gateway, key_rpm=5)
+    response = httpx.patch(gateway.url + "/v1/user/me", headers=tenant.auth, json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    me = httpx.get(gateway.url + "/v1/user/me", headers=tenant.auth).json()
+    assert me["rate_limits"] == {"key_rpm": 5} and me["callback_include_content"] is True

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import SecretStr
+
+from dynaseal.core.server_secret import ServerSecret
 from dynaseal.gateway import tenants
 from dynaseal.gateway.secrets_box import SecretsBox
 from dynaseal.storage import Database
@@ -14,7 +17,7 @@ from dynaseal.storage.schema import prepare_schema
 async def test_tenant_secrets_are_not_in_the_database_file(tmp_path: Path) -> None:
     path = tmp_path / "gateway.db"
     db = Database(f"sqlite:///{path}")
-    box = SecretsBox("the-server-secret-key-of-this-gateway")
+    box = SecretsBox(ServerSecret(SecretStr("the-server-secret-key-of-this-gateway")))
     try:
         await prepare_schema(db, "gateway", auto_create=True)
         async with db.transaction() as session:
@@ -28,5 +31,7 @@ async def test_tenant_secrets_are_not_in_the_database_file(tmp_path: Path) -> No
     assert new.secret.encode() not in dump
     # Only the gateway's own SECRET_KEY opens it, and only for this key id.
     assert box.open(sealed, kid) == new.secret.encode()
-    assert SecretsBox("another-server-secret-key").open(sealed, kid) is None
+    assert (
+        SecretsBox(ServerSecret(SecretStr("another-server-secret-key"))).open(sealed, kid) is None
+    )
     assert box.open(sealed, "another-kid") is None

@@ -32,16 +32,24 @@ def wait_until(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
 class GatewayProcesses:
     """Starts gateway processes with a shared environment; kills what is left at close."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = {**os.environ, "PYTHONPATH": str(_SCRIPT.parent.parent), **env}
+    def __init__(self, env: Mapping[str, str | None]) -> None:
+        """``env`` on top of this process's environment; a ``None`` value unsets it."""
+        merged = {**os.environ, "PYTHONPATH": str(_SCRIPT.parent.parent), **env}
+        self.env = {name: value for name, value in merged.items() if value is not None}
         self.started: list[subprocess.Popen[bytes]] = []
 
     def start(self, port: int, callback_url: str) -> subprocess.Popen[bytes]:
+        return self.wait_ready(self.spawn(port, callback_url), port)
+
+    def spawn(self, port: int, callback_url: str) -> subprocess.Popen[bytes]:
+        """Start a gateway process without waiting for it (to start several at once)."""
         process = subprocess.Popen(
             [sys.executable, str(_SCRIPT), str(port), callback_url], env=self.env
         )
         self.started.append(process)
+        return process
 
+    def wait_ready(self, process: subprocess.Popen[bytes], port: int) -> subprocess.Popen[bytes]:
         def ready() -> bool:
             assert process.poll() is None, "the gateway process died"
             try:

@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,15 +25,30 @@ def new_user_id() -> str:
     return secrets.token_hex(12)
 
 
-async def user_by_login(session: AsyncSession, login: str) -> User | None:
-    """The login form's ``username`` field may hold the username or the email."""
+async def users_by_login(session: AsyncSession, login: str) -> Sequence[User]:
+    """The login form's ``username`` field may hold the username or the email.
+
+    Usernames and emails are one namespace (see :func:`create_user`), but a database
+    from before that rule may hold a username equal to another user's email: then both
+    users are returned, the username's first, and the password decides.
+    """
     found = await session.scalars(
-        select(User).where(or_(User.username == login, User.email == login)).limit(1)
+        select(User)
+        .where(or_(User.username == login, User.email == login))
+        .order_by((User.username == login).desc(), User.id)
+        .limit(2)
     )
-    return found.first()
+    return found.all()
 
 
 async def create_user(session: AsyncSession, data: UserCreate, password_hash: str) -> User:
+    """Refuse (409) a username or email that is any user's username or email."""
+    names = [data.username] if data.email is None else [data.username, data.email]
+    taken = await session.scalar(
+        select(User.id).where(or_(User.username.in_(names), User.email.in_(names))).limit(1)
+    )
+    if taken is not None:
+        raise _user_exists()
     user = User(
         id=new_user_id(),
         username=data.username,
@@ -49,17 +64,21 @@ async def create_user(session: AsyncSession, data: UserCreate, password_hash: st
     session.add(user)
     try:
         await session.flush()
-    except IntegrityError:
-        raise APIError(
-            409, "A user with this username or email exists.", code="user_exists"
-        ) from None
+    except IntegrityError:  # a concurrent creation took the name first
+        raise _user_exists() from None
     return user
+
+
+def _user_exists() -> APIError:
+    return APIError(
+        409, "A user with this username or email exists.", code="user_exists", param="username"
+    )
 
 
 async def ensure_admin(db: Database, password: str) -> None:
     """Create the ``admin`` user, or give it the configured password if that changed."""
     async with db.transaction() as session:
-        admin = await user_by_login(session, ADMIN_USERNAME)
+        admin = await session.scalar(select(User).where(User.username == ADMIN_USERNAME))
         if admin is None:
             session.add(
                 User(
@@ -119,6 +138,49 @@ async def tokens_used_since(session: AsyncSession, user_id: str, since: datetime
         )
     )
     return int(total or 0)
+
+
+async def lock_user(session: AsyncSession, user_id: str) -> None:
+    """Serialise the rest of the transaction with the user's other mints (SQLite
+    transactions already hold the database's write lock)."""
+    await session.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+
+async def tokens_reserved(
+    session: AsyncSession, user_id: str, expired_after: datetime
+) -> tuple[int, datetime | None]:
+    """The budget the user's keys that expire after ``expired_after`` have not spent yet
+    (by the callbacks received so far), and the earliest expiry among those keys."""
+    spent = (
+        select(func.coalesce(func.sum(UsageCallback.tokens), 0))
+        .where(UsageCallback.event_id == IssuedKey.event_id)
+        .correlate(IssuedKey)
+        .scalar_subquery()
+    )
+    unspent = IssuedKey.max_tokens - spent
+    total, earliest = (
+        await session.execute(
+            select(
+                func.coalesce(func.sum(case((unspent > 0, unspent), else_=0)), 0),
+                func.min(case((unspent > 0, IssuedKey.expires_at))),
+            ).where(IssuedKey.user_id == user_id, IssuedKey.expires_at > expired_after)
+        )
+    ).one()
+    return int(total or 0), earliest
+
+
+async def keys_issued_since(
+    session: AsyncSession, user_id: str, since: datetime
+) -> tuple[int, datetime | None]:
+    """How many keys the user got since ``since``, and when the first of them was minted."""
+    count, first = (
+        await session.execute(
+            select(func.count(), func.min(IssuedKey.created_at)).where(
+                IssuedKey.user_id == user_id, IssuedKey.created_at > since
+            )
+        )
+    ).one()
+    return int(count), first
 
 
 async def list_usage(

@@ -1,16 +1,30 @@
-"""The per-user daily token quota: usage reported by the gateway, counted per UTC day.
+"""What a user may still mint: the per-user mint rate and the daily token quota.
 
-Checked when a key is minted (a spent quota is a 429 saying when it resets), and a new
-key's budget is cut to what is left of the day, so one key cannot overshoot it much.
+The quota counts, per UTC day, the usage the gateway reported *and* the budget the user's
+live keys have not spent yet — a key can spend all of it, so it is reserved from the
+moment the key is minted. What a key did not spend is released when it expires (after a
+grace period for the requests still running then and their callbacks); what its
+callbacks report stays used. So minting many keys first and spending them afterwards
+cannot outrun the quota: a new key gets at most what is left, none left is a 429.
+
+Minting runs in one transaction that locks the user's row, checks both limits and
+records the new key, so a user's concurrent mints take turns and cannot all see the
+same tokens left.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from dynaseal.backend import crud
-from dynaseal.core.errors import APIError
-from dynaseal.storage import Database
+from dynaseal.backend.policy import Policy
+from dynaseal.backend.settings import BackendSettings
+from dynaseal.core.errors import APIError, too_many_requests
+
+_RATE_WINDOW = timedelta(minutes=1)
 
 
 def day_bounds(now: datetime) -> tuple[datetime, datetime]:
@@ -19,24 +33,53 @@ def day_bounds(now: datetime) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-async def tokens_left_today(db: Database, user_id: str, quota: int, now: datetime) -> int | None:
-    """Tokens the user may still use today; ``None`` when the quota is unlimited (0).
-
-    Raises the 429 ``insufficient_quota`` (with ``Retry-After``) when none are left.
-    """
-    if not quota:
-        return None
+async def key_budget(
+    session: AsyncSession,
+    user_id: str,
+    policy: Policy,
+    wanted: int,
+    settings: BackendSettings,
+    now: datetime,
+) -> int:
+    """The budget of the key about to be minted in this transaction: ``wanted``, cut to
+    what is left of the user's quota. Raises 429 when the user mints too fast or has no
+    quota left. The caller records the key in the same transaction: that reserves it."""
+    await crud.lock_user(session, user_id)
+    await _check_mint_rate(session, user_id, settings.keys_per_user_per_minute, now)
+    if not policy.daily_token_quota:
+        return wanted
+    quota = policy.daily_token_quota
     start, reset = day_bounds(now)
-    async with db.sessions() as session:
-        used = await crud.tokens_used_since(session, user_id, start)
-    if used < quota:
-        return quota - used
-    wait = max(1, int((reset - now).total_seconds()))
+    used = await crud.tokens_used_since(session, user_id, start)
+    grace = timedelta(seconds=settings.key_settlement_grace_seconds)
+    reserved, first_expiry = await crud.tokens_reserved(session, user_id, now - grace)
+    if used + reserved < quota:
+        return min(wanted, quota - used - reserved)
+    # Try again when the day ends, or sooner when a key's unspent budget comes back.
+    retry_at = reset if first_expiry is None else min(reset, first_expiry + grace)
     raise APIError(
         429,
-        f"Your daily quota of {quota} tokens is spent ({used} used today); "
-        f"it resets at {reset.isoformat().replace('+00:00', 'Z')}.",
+        f"Your daily quota of {quota} tokens is spent or held by your unexpired keys "
+        f"({used} used today, {reserved} not yet spent by live keys); it resets at "
+        f"{reset.isoformat().replace('+00:00', 'Z')}, and what a key leaves unspent "
+        "comes back when it expires.",
         code="insufficient_quota",
         type="insufficient_quota",
-        headers={"Retry-After": str(wait)},
+        headers={"Retry-After": str(max(1, math.ceil((retry_at - now).total_seconds())))},
+    )
+
+
+async def _check_mint_rate(
+    session: AsyncSession, user_id: str, per_minute: int, now: datetime
+) -> None:
+    if not per_minute:
+        return
+    count, first = await crud.keys_issued_since(session, user_id, now - _RATE_WINDOW)
+    if count < per_minute or first is None:
+        return
+    # The window slides: a mint is allowed again when the oldest one in it leaves it.
+    raise too_many_requests(
+        f"Too many keys: at most {per_minute} per minute; retry in {{retry_after}} seconds.",
+        "rate_limit_exceeded",
+        (first + _RATE_WINDOW - now).total_seconds(),
     )

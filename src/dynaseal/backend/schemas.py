@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, NonNegativeInt
 
 Name = Annotated[str, Field(min_length=1, max_length=128)]
+#: Token counts are bounded so that they, and sums of many, fit a 64-bit database integer.
+MAX_TOKENS = 10**12
+TokenCount = Annotated[int, Field(ge=0, le=MAX_TOKENS)]
+TokenBudget = Annotated[int, Field(ge=1, le=MAX_TOKENS)]
 Identifier = Annotated[str, Field(min_length=1, max_length=256)]
 Email = Annotated[str, Field(min_length=3, max_length=256, pattern=r"^[^@\s]+@[^@\s]+$")]
 
@@ -39,10 +43,10 @@ class UserCreate(BaseModel):
     email: Email | None = None
     is_admin: bool = False
     allowed_models: Annotated[list[Identifier], Field(min_length=1, max_length=64)] | None = None
-    key_budget_tokens: PositiveInt | None = None
+    key_budget_tokens: TokenBudget | None = None
     key_lifetime_seconds: Annotated[int, Field(gt=0, le=7 * 24 * 3600)] | None = None
     #: Tokens per UTC day; omitted: the backend default; 0: unlimited.
-    daily_token_quota: NonNegativeInt | None = None
+    daily_token_quota: TokenCount | None = None
     #: Only device-bound keys for this user; omitted: the backend default.
     require_bound_keys: bool | None = None
 
@@ -55,7 +59,7 @@ class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: Identifier | None = None
-    max_tokens: PositiveInt | None = None
+    max_tokens: TokenBudget | None = None
     #: Bind the key to the device key of this thumbprint (``cnf.jkt``).
     dpop_jkt: Thumbprint | None = None
 
@@ -81,7 +85,7 @@ class UsagePayload(BaseModel):
 
     event_id: Identifier
     content: str | None = None
-    tokens: NonNegativeInt
+    tokens: TokenCount
     request_id: Identifier | None = None
     model: str | None = None
     prompt_tokens: NonNegativeInt | None = None

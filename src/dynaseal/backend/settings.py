@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import NonNegativeInt, PositiveInt, SecretStr, field_validator
+from pydantic import (
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from standardwebhooks.webhooks import Webhook
 
-from dynaseal.core.settings import ServiceSettings
+from dynaseal.core.settings import ServiceSettings, TextList
 from dynaseal.keys import DEFAULT_AUDIENCE
 
 
@@ -30,10 +37,11 @@ class BackendSettings(ServiceSettings):
     gateway_url: str = "http://127.0.0.1:8000"
     gateway_audience: str = DEFAULT_AUDIENCE
     # The policy of users who have none of their own.
-    default_models: list[str] = ["deepseek-chat"]
+    default_models: TextList = ["deepseek-chat"]
     key_budget_tokens: PositiveInt = 1000
     key_lifetime_seconds: PositiveInt = 600
-    #: Tokens a user may use per UTC day; 0 means unlimited.
+    #: Tokens a user may use per UTC day; 0 means unlimited. The unspent budget of the
+    #: user's live keys counts as used, so keys minted in advance cannot outrun it.
     user_daily_token_quota: NonNegativeInt = 0
     #: Mint only device-bound keys (``dpop_jkt`` or a DPoP proof with every key request);
     #: a user's own policy may say otherwise.
@@ -41,6 +49,11 @@ class BackendSettings(ServiceSettings):
     #: Largest usage callback accepted (one carries at most the generated text the gateway
     #: keeps, plus the request's messages when the tenant includes them).
     max_callback_bytes: PositiveInt = 8 * 1024 * 1024
+    #: How long after a key expires its unspent budget stays reserved: requests admitted
+    #: just before the expiry may still be running, and their callbacks on their way.
+    key_settlement_grace_seconds: NonNegativeFloat = 300.0
+    #: Keys one user may mint per minute; 0 means unlimited.
+    keys_per_user_per_minute: NonNegativeInt = 30
 
     @field_validator("webhook_secret")
     @classmethod
@@ -51,3 +64,17 @@ class BackendSettings(ServiceSettings):
             except Exception as exc:
                 raise ValueError("not a Standard Webhooks secret (whsec_<base64>)") from exc
         return value
+
+    @model_validator(mode="after")
+    def _tenant_key_and_id_together(self) -> BackendSettings:
+        # One without the other cannot mint a key the gateway accepts: refuse to start
+        # rather than answer every /key/create with 503.
+        if (self.llm_key is None) != (self.llm_user_id is None):
+            given, missing = "LLM_KEY", "LLM_USER_ID"
+            if self.llm_key is None:
+                given, missing = missing, given
+            raise ValueError(
+                f"{given} is set but {missing} is not: give the tenant's signing key "
+                "(LLM_KEY) and its tenant id on the gateway (LLM_USER_ID) together"
+            )
+        return self

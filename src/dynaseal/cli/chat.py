@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import openai
 import typer
 
-from dynaseal.cli.logs import configure_logging
+from dynaseal.cli.options import Flag
 from dynaseal.cli.output import EXIT_CONFIG, console, fail, text
-from dynaseal.client import DeviceClient, DeviceClientError
+
+if TYPE_CHECKING:
+    import openai
 
 
 def chat(
@@ -30,7 +31,7 @@ def chat(
         typer.Option(help="Model to ask for.", show_default="the first model of the key"),
     ] = None,
     no_stream: Annotated[
-        bool, typer.Option("--no-stream", help="Print the answer whole, once it is complete.")
+        bool, Flag("--no-stream", help="Print the answer whole, once it is complete.")
     ] = False,
 ) -> None:
     """Ask the model as a device would: backend login, dynamic key, gateway call.
@@ -38,6 +39,11 @@ def chat(
     Logs in to the backend, gets a dynamic key and calls the gateway directly with the
     OpenAI SDK. The answer streams to stdout as it arrives, then the tokens it used.
     """
+    import openai
+
+    from dynaseal.client import DeviceClient, DeviceClientError
+    from dynaseal.core.logs import configure_logging
+
     configure_logging("warning")
     # Never prompt: the command must work without a terminal (CI, scripts).
     if not username:

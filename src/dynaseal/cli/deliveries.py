@@ -3,18 +3,19 @@ what was sent, why an attempt failed, sending one again, a test event, a new sec
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
 from rich.markup import escape
-from rich.table import Column, Table
 
-from dynaseal.cli.output import EXIT_CONFIG, console, fail
+from dynaseal.cli.gateway_api import answer, gateway_client, log_in
+from dynaseal.cli.output import EXIT_CONFIG, as_json, console, fail, table
+
+if TYPE_CHECKING:
+    import httpx
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -54,27 +55,9 @@ def _gateway(ctx: typer.Context) -> Iterator[httpx.Client]:
     # Never prompt: the command must work without a terminal (CI, scripts).
     if not login.username or not login.password:
         fail("pass --username and --password or set DYNASEAL_TENANT_USERNAME/PASSWORD", EXIT_CONFIG)
-    try:
-        with httpx.Client(base_url=login.gateway_url, timeout=30) as http:
-            tokens = _json(
-                http.post(
-                    "/v1/user/login", data={"username": login.username, "password": login.password}
-                )
-            )
-            http.headers["Authorization"] = f"Bearer {tokens['access_token']}"
-            yield http
-    except httpx.HTTPError as exc:
-        fail(f"gateway {login.gateway_url} unreachable: {exc}")
-
-
-def _json(response: httpx.Response) -> Any:
-    if response.is_success:
-        return response.json()
-    try:
-        message = response.json()["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        message = response.text[:200]
-    fail(f"gateway answered {response.status_code}: {message}")
+    with gateway_client(login.gateway_url) as http:
+        log_in(http, login.username, login.password)
+        yield http
 
 
 def _print_delivery(delivery: dict[str, Any]) -> None:
@@ -94,52 +77,60 @@ def list_deliveries(
     """The latest deliveries and where each one stands."""
     params: dict[str, Any] = {"limit": limit} | ({"status": status} if status else {})
     with _gateway(ctx) as http:
-        data = _json(http.get("/v1/deliveries", params=params))["data"]
-    # The id is what ``show`` and ``resend`` take: never cut short.
-    whole_id = Column("id", no_wrap=True, min_width=36)
-    table = Table(whole_id, "type", "status", "attempts", "created", "last error")
-    for d in data:
-        table.add_row(
-            d["id"], d["type"], d["status"], str(d["attempts"]), d["created_at"], d["last_error"]
-        )
-    console.print(table)
+        data = answer(http.get("/v1/deliveries", params=params))["data"]
+    table(
+        "id",
+        "type",
+        "status",
+        "attempts",
+        "created",
+        "last error",
+        rows=[
+            [d["id"], d["type"], d["status"], d["attempts"], d["created_at"], d["last_error"]]
+            for d in data
+        ],
+    )
 
 
 @app.command()
 def show(ctx: typer.Context, delivery_id: str) -> None:
     """One delivery: every attempt with its answer, and the payload sent."""
     with _gateway(ctx) as http:
-        delivery = _json(http.get(f"/v1/deliveries/{delivery_id}"))
+        delivery = answer(http.get(f"/v1/deliveries/{delivery_id}"))
     _print_delivery(delivery)
-    table = Table("#", "at", "status", "error", "ms")
-    for a in delivery["attempt_log"]:
-        status = str(a["status_code"]) if a["status_code"] is not None else "-"
-        table.add_row(
-            str(a["attempt"]), a["attempted_at"], status, a["error"] or "", str(a["duration_ms"])
-        )
-    console.print(table)
-    console.print_json(json.dumps(delivery["payload"]))
+    table(
+        "#",
+        "at",
+        "status",
+        "error",
+        "ms",
+        rows=[
+            [a["attempt"], a["attempted_at"], a["status_code"] or "-", a["error"], a["duration_ms"]]
+            for a in delivery["attempt_log"]
+        ],
+    )
+    as_json(delivery["payload"])
 
 
 @app.command()
 def resend(ctx: typer.Context, delivery_id: str) -> None:
     """Send a delivery again now (same webhook-id, so receivers never count it twice)."""
     with _gateway(ctx) as http:
-        _print_delivery(_json(http.post(f"/v1/deliveries/{delivery_id}/resend")))
+        _print_delivery(answer(http.post(f"/v1/deliveries/{delivery_id}/resend")))
 
 
 @app.command()
 def test(ctx: typer.Context) -> None:
     """Send a signed test event to the callback URL."""
     with _gateway(ctx) as http:
-        _print_delivery(_json(http.post("/v1/deliveries/test")))
+        _print_delivery(answer(http.post("/v1/deliveries/test")))
 
 
 @app.command("rotate-secret")
 def rotate_secret(ctx: typer.Context) -> None:
     """A new webhook secret, shown once; the old one keeps signing during the overlap."""
     with _gateway(ctx) as http:
-        rotated = _json(http.post("/v1/webhook-secret/rotate"))
+        rotated = answer(http.post("/v1/webhook-secret/rotate"))
     console.print(f"webhook secret  {rotated['secret']}")
     if rotated["previous_secret_valid_until"]:
         console.print(f"previous secret also signs until {rotated['previous_secret_valid_until']}")

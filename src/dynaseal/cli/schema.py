@@ -1,73 +1,48 @@
-"""``dynaseal gateway migrate`` / ``dynaseal backend migrate``, and the schema check the
-service commands run before serving."""
+"""``dynaseal gateway migrate`` / ``dynaseal backend migrate``."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, TypeVar
 
-import typer
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
-
-from dynaseal.backend.settings import BackendSettings
-from dynaseal.cli.logs import configure_logging
+from dynaseal.cli.options import DatabaseUrl
 from dynaseal.cli.output import EXIT_CONFIG, console, fail
-from dynaseal.cli.settings import settings_or_exit
-from dynaseal.core.settings import ConfigError, ServiceSettings
-from dynaseal.gateway.settings import GatewaySettings
-from dynaseal.storage import Database
-from dynaseal.storage.migrations import Service
-from dynaseal.storage.schema import Migration, prepare_schema, upgrade
 
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        help="SQLAlchemy URL of the database (sqlite:///file.db or postgresql://...). "
-        "Overrides DATABASE_URL.",
-        show_default="DATABASE_URL, else a SQLite file in the working directory",
-    ),
-]
+if TYPE_CHECKING:
+    from dynaseal.core.settings import ServiceSettings
+    from dynaseal.storage import Database
 
 T = TypeVar("T")
 
-_SETTINGS: dict[Service, type[ServiceSettings]] = {
-    "gateway": GatewaySettings,
-    "backend": BackendSettings,
-}
+
+def service_settings(service: str) -> type[ServiceSettings]:
+    """The settings class of ``service`` (imported only when a command runs)."""
+    if service == "gateway":
+        from dynaseal.gateway.settings import GatewaySettings
+
+        return GatewaySettings
+    from dynaseal.backend.settings import BackendSettings
+
+    return BackendSettings
 
 
-def schema_or_exit(database_url: str, service: Service) -> None:
-    """Before serving: create an empty database's schema, refuse an out-of-date one.
-
-    Done here, once, rather than only in each worker's start-up, so a wrong schema is a
-    red line and exit status 2. A database that cannot be reached yet is left to the
-    service's start-up, which waits for it.
-    """
-    try:
-        asyncio.run(_on(database_url, lambda db: prepare_schema(db, service, auto_create=True)))
-    except ConfigError as exc:  # a SchemaError, or a malformed URL
-        fail(str(exc), EXIT_CONFIG)
-    except (OSError, DBAPIError):
-        return
-
-
-def migrate_command(service: Service) -> Callable[..., None]:
+def migrate_command(service: str) -> Callable[..., None]:
     """The ``migrate`` sub-command of ``service``."""
 
     def migrate(database_url: DatabaseUrl = None) -> None:
+        from dynaseal.cli.settings import settings_or_exit
+        from dynaseal.core.logs import configure_logging
+        from dynaseal.storage.schema import upgrade
+
         configure_logging("warning")
-        settings = settings_or_exit(_SETTINGS[service], database_url=database_url)
-        shown = make_url(settings.database_url).render_as_string(hide_password=True)
-        try:
-            done: Migration = asyncio.run(
-                _on(settings.database_url, lambda db: upgrade(db, service))
-            )
-        except ConfigError as exc:  # a SchemaError, or a malformed URL
-            fail(str(exc), EXIT_CONFIG)
-        except (OSError, DBAPIError) as exc:
-            fail(f"cannot reach the {service} database {shown}: {exc}")
+        settings = settings_or_exit(service_settings(service), database_url=database_url)
+        shown = _shown(settings.database_url)
+        done = database_job_or_exit(
+            f"migrate the {service} database",
+            settings.database_url,
+            lambda: on_database(settings.database_url, lambda db: upgrade(db, service)),  # type: ignore[arg-type]
+        )
         if done.before == done.after:
             console.print(f"the {service} database {shown} is already at revision {done.after}")
         else:
@@ -85,7 +60,37 @@ def migrate_command(service: Service) -> Callable[..., None]:
     return migrate
 
 
-async def _on(database_url: str, job: Callable[[Database], Awaitable[T]]) -> T:
+def database_job_or_exit(
+    doing: str, database_url: str, job: Callable[[], Coroutine[object, object, T]]
+) -> T:
+    """Run ``job`` to completion; a problem ends the command in one red line: exit 2 for
+    configuration (a malformed URL, an out-of-date schema), 1 for a database or Redis
+    that cannot be reached."""
+    from sqlalchemy.exc import DBAPIError
+
+    from dynaseal.core.settings import ConfigError
+    from dynaseal.core.startup import DependencyUnavailable
+
+    try:
+        return asyncio.run(job())
+    except ConfigError as exc:
+        fail(f"cannot {doing}: {exc}", EXIT_CONFIG)
+    except DependencyUnavailable as exc:
+        fail(f"cannot {doing}: {exc}")
+    except (OSError, DBAPIError) as exc:
+        fail(f"cannot {doing}: the database {_shown(database_url)} is not reachable: {exc}")
+
+
+def _shown(database_url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(database_url).render_as_string(hide_password=True)
+
+
+async def on_database(database_url: str, job: Callable[[Database], Awaitable[T]]) -> T:
+    """Run ``job`` on a database opened for it, closed afterwards."""
+    from dynaseal.storage import Database
+
     db = Database(database_url)
     try:
         return await job(db)

@@ -13,10 +13,15 @@ import time
 from typing import Any
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
+
+from dynaseal.core.logs import logging_config
 
 #: How long a background server may take to run its startup (database, demo data).
 START_TIMEOUT_SECONDS = 30.0
+#: How long a worker may take to answer the supervisor's ping before it is replaced.
+WORKER_HEALTHCHECK_SECONDS = 30
 
 
 class PortInUse(Exception):
@@ -62,24 +67,27 @@ def _config(
     app: Any,
     sock: socket.socket,
     log_level: str,
-    access_log: bool,
     *,
     graceful_seconds: float | None = None,
     workers: int = 1,
 ) -> uvicorn.Config:
     host, port = sock.getsockname()[:2]
-    # log_config=None: uvicorn's loggers go through the root handler of configure_logging.
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level=log_level,
-        log_config=None,
-        access_log=access_log,
+        # One process: uvicorn's loggers go through the root handler configure_logging set
+        # up. Workers are new processes: each applies the same set-up, or logs nothing.
+        log_config=logging_config(log_level) if workers > 1 else None,
+        access_log=False,  # dynaseal.core.access_log writes richer access lines
         lifespan="on",
         factory=isinstance(app, str),
         workers=workers,
         timeout_graceful_shutdown=int(graceful_seconds) if graceful_seconds else None,
+        # Workers on a busy machine may take a while to import the app and answer the
+        # supervisor's ping; a short timeout makes it kill and respawn healthy workers.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
     )
 
 
@@ -96,17 +104,25 @@ def run_foreground(
     On SIGTERM the server stops accepting, lets requests in flight — streams included —
     finish for up to ``graceful_seconds``, then runs the app's shutdown. With ``workers``
     above one, ``app`` is an import string of an app factory and every worker process
-    serves the same socket.
+    serves the same socket. Raises :class:`ServerFailed` when the service could not
+    start serving, so the command exits non-zero and a supervisor restarts it.
     """
-    config = _config(
-        app, sock, log_level, access_log=True, graceful_seconds=graceful_seconds, workers=workers
-    )
+    config = _config(app, sock, log_level, graceful_seconds=graceful_seconds, workers=workers)
     with sock:
         if workers > 1:
-            Multiprocess(config, sockets=[sock]).run()
+            supervisor = Multiprocess(config, sockets=[sock])
+            supervisor.run()
+            # uvicorn's supervisor returns normally when a worker fails its start-up.
+            if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
+                raise ServerFailed("a worker could not start (see the log above)")
             return
         server = uvicorn.Server(config)
-        server.run(sockets=[sock])
+        try:
+            server.run(sockets=[sock])
+        except SystemExit as exc:  # uvicorn exits this way when the app's start-up fails
+            if exc.code == STARTUP_FAILURE:
+                raise ServerFailed("the start-up failed (see the log above)") from None
+            raise
         if not server.started:
             raise ServerFailed("the server stopped during start-up (see the log above)")
 
@@ -117,7 +133,7 @@ class BackgroundServer:
     def __init__(self, app: Any, sock: socket.socket, log_level: str = "warning") -> None:
         self.url = base_url(sock)
         self._sock = sock
-        self._server = uvicorn.Server(_config(app, sock, log_level, access_log=False))
+        self._server = uvicorn.Server(_config(app, sock, log_level))
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
         )

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from dynaseal.cli.output import EXIT_CONFIG, fail
-from dynaseal.core.settings import ConfigError, ServiceSettings, load_settings
 
-S = TypeVar("S", bound=ServiceSettings)
+if TYPE_CHECKING:
+    from dynaseal.core.settings import ServiceSettings
+
+S = TypeVar("S", bound="ServiceSettings")
 
 
 def settings_or_exit(cls: type[S], **overrides: object) -> S:
     """Settings of type ``cls``; a bad variable ends the command with status 2, no traceback."""
+    from dynaseal.core.settings import ConfigError, load_settings
+
     try:
         return load_settings(cls, **overrides)
     except ConfigError as exc:

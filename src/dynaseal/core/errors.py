@@ -8,6 +8,7 @@ become a generic 500 without a traceback in the body.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -75,6 +76,18 @@ def bad_request(message: str, param: str | None = None) -> APIError:
     return APIError(400, message, code="invalid_request", param=param)
 
 
+def too_many_requests(message: str, code: str, retry_after: float) -> APIError:
+    """A 429 telling the caller how many whole seconds to wait (at least one)."""
+    seconds = max(1, math.ceil(retry_after))
+    return APIError(
+        429,
+        message.format(retry_after=seconds),
+        code=code,
+        type="rate_limit_error",
+        headers={"Retry-After": str(seconds)},
+    )
+
+
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, APIError)
     return exc.response()
@@ -92,8 +105,11 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return bad_request(message, param).response()
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404 and exc.detail == "Not Found":  # no route has this path
+        message = f"Unknown request URL: {request.method} {request.url.path}."
+        return APIError(404, message, code="unknown_url").response()
     message = exc.detail if isinstance(exc.detail, str) else "Request refused."
     return APIError(exc.status_code, message, headers=exc.headers).response()
 

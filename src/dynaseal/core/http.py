@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from dynaseal.core.access_log import AccessLog
 from dynaseal.core.body_limit import BodyLimit
 from dynaseal.core.errors import install_error_handlers
 from dynaseal.core.lifespan_errors import ConfigErrorsAtStartup
@@ -29,8 +30,9 @@ def configure(
     body_limits: Mapping[str, int] | None = None,
 ) -> None:
     """OpenAI-format errors everywhere; CORS closed unless origins are listed; start-up
-    configuration errors logged as one line; request bodies of at most ``body_limit``
-    bytes, or the limit of the route whose path ends as a key of ``body_limits``."""
+    configuration errors logged as one line; one access line per request; request bodies
+    of at most ``body_limit`` bytes, or the limit of the route whose path ends as a key of
+    ``body_limits``."""
     install_error_handlers(app)
     app.add_middleware(ConfigErrorsAtStartup)
     app.add_middleware(BodyLimit, default=body_limit, routes=body_limits or {})
@@ -43,3 +45,4 @@ def configure(
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    app.add_middleware(AccessLog)  # outermost: it sees every answer, CORS ones included

@@ -1,12 +1,14 @@
-"""A start-up failure the operator fixes by configuration (a :class:`ConfigError`, such as
-an out-of-date database schema) reaches the server log as its message, not a traceback:
-uvicorn logs whatever text the application reports with ``lifespan.startup.failed``."""
+"""A start-up failure the operator fixes outside the code — a :class:`ConfigError` (such as
+an out-of-date database schema) or a dependency that never answered — reaches the server
+log as its message, not a traceback: uvicorn logs whatever text the application reports
+with ``lifespan.startup.failed``."""
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dynaseal.core.settings import ConfigError
+from dynaseal.core.startup import DependencyUnavailable
 
 
 class ConfigErrorsAtStartup:
@@ -30,7 +32,7 @@ class ConfigErrorsAtStartup:
 
         try:
             await self.app(scope, receive, hold_failure)
-        except ConfigError as exc:
+        except (ConfigError, DependencyUnavailable) as exc:
             if failed is not None:
                 failed = {**failed, "message": str(exc)}
             raise

@@ -14,6 +14,7 @@ from typing import Literal
 
 import jwt
 
+from dynaseal.core.server_secret import ServerSecret
 from dynaseal.core.settings import ServiceSettings
 
 TokenKind = Literal["access", "refresh"]
@@ -25,17 +26,19 @@ class InvalidSessionToken(Exception):
 
 @dataclass(frozen=True, slots=True)
 class SessionTokens:
-    secret: str
+    secret: ServerSecret
     algorithm: str
     audience: str
     access_ttl_seconds: int
     refresh_ttl_seconds: int
 
     @classmethod
-    def for_service(cls, settings: ServiceSettings, audience: str) -> SessionTokens:
+    def for_service(
+        cls, settings: ServiceSettings, audience: str, secret: ServerSecret
+    ) -> SessionTokens:
         """The login tokens of one service, from the settings both services share."""
         return cls(
-            secret=settings.secret_key.get_secret_value(),
+            secret=secret,
             algorithm=settings.algorithm,
             audience=audience,
             access_ttl_seconds=settings.access_token_expire_minutes * 60,
@@ -53,7 +56,7 @@ class SessionTokens:
             "exp": now + ttl,
             "jti": uuid.uuid4().hex,
         }
-        return jwt.encode(claims, self.secret, algorithm=self.algorithm)
+        return jwt.encode(claims, self.secret.value, algorithm=self.algorithm)
 
     def issue_pair(self, subject: str) -> dict[str, str]:
         return {
@@ -67,12 +70,13 @@ class SessionTokens:
         try:
             claims = jwt.decode(
                 token,
-                self.secret,
+                self.secret.value,
                 algorithms=[self.algorithm],
                 audience=self.audience,
                 options={"require": ["exp", "iat", "sub", "aud"]},
             )
-        except jwt.InvalidTokenError as exc:
+        except (jwt.InvalidTokenError, UnicodeError) as exc:
+            # UnicodeError: a JSON string may hold a lone surrogate, which has no UTF-8.
             raise InvalidSessionToken(str(exc)) from exc
         if claims.get("typ") != kind:
             raise InvalidSessionToken(f"not an {kind} token")

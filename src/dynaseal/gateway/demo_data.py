@@ -22,9 +22,10 @@ from dynaseal.storage.gateway_models import Tenant, TenantKey
 DEMO_TENANT_KID = "demo-key"
 
 
-async def load_demo_tenant(
-    db: Database, box: SecretsBox, callback_url: str = DEMO_CALLBACK_URL
-) -> None:
+async def load_demo_tenant(db: Database, box: SecretsBox, callback_url: str | None = None) -> None:
+    """Create the demo tenant (callbacks to ``callback_url``, else the original's URL), or
+    point an existing one at ``callback_url`` when given; a URL the demo backend set for
+    itself (it runs on another port) stays when none is."""
     async with db.transaction() as session:
         tenant = await session.get(Tenant, DEMO_TENANT_ID)
         if tenant is None:
@@ -34,9 +35,9 @@ async def load_demo_tenant(
                 username=DEMO_TENANT_USERNAME,
                 email=DEMO_TENANT_EMAIL,
                 password_hash=DEMO_TENANT_PASSWORD_HASH,
-                callback_url=callback_url,
+                callback_url=callback_url or DEMO_CALLBACK_URL,
             )
-        else:
+        elif callback_url is not None:
             tenant.callback_url = callback_url
         # Every start, like the callback URL: the demo backend trusts only this secret.
         webhook_secrets.install(tenant, box, DEMO_WEBHOOK_SECRET)

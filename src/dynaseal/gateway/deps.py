@@ -35,7 +35,7 @@ async def current_tenant(
         raise unauthorized() from None
     async with services.db.sessions() as session:
         tenant = await session.get(Tenant, tenant_id)
-    if tenant is None:
+    if tenant is None or tenant.disabled_at is not None:
         raise unauthorized()
     return tenant
 

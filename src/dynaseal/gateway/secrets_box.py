@@ -10,15 +10,25 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from dynaseal.core.server_secret import ServerSecret
+
 _NONCE_BYTES = 12
 
 
 class SecretsBox:
-    def __init__(self, server_secret: str) -> None:
-        key = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=b"dynaseal tenant secrets v1"
-        ).derive(server_secret.encode())
-        self._aead = AESGCM(key)
+    def __init__(self, server_secret: ServerSecret) -> None:
+        self._server_secret = server_secret
+        self._cipher: AESGCM | None = None
+
+    @property
+    def _aead(self) -> AESGCM:
+        # Derived on first use: the server secret is only known once start-up loaded it.
+        if self._cipher is None:
+            key = HKDF(
+                algorithm=hashes.SHA256(), length=32, salt=None, info=b"dynaseal tenant secrets v1"
+            ).derive(self._server_secret.value.encode())
+            self._cipher = AESGCM(key)
+        return self._cipher
 
     def seal(self, plaintext: bytes, context: str) -> bytes:
         """Encrypt, binding the ciphertext to ``context`` (the key id) so rows can't be swapped."""

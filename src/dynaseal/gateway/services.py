@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from dynaseal.core.login_throttle import LoginThrottle
+from dynaseal.core.server_secret import ServerSecret
 from dynaseal.core.session_tokens import SessionTokens
 from dynaseal.core.settings import ConfigError
 from dynaseal.gateway import shared_state
@@ -22,6 +23,7 @@ from dynaseal.gateway.budget.store import BudgetStore
 from dynaseal.gateway.callbacks.delivery import DeliveryWorker
 from dynaseal.gateway.callbacks.url_policy import CallbackPolicy
 from dynaseal.gateway.exclusive import ExclusiveUse
+from dynaseal.gateway.refusals import RefusalCounter
 from dynaseal.gateway.relay import pool
 from dynaseal.gateway.relay.offline import OfflineUpstream
 from dynaseal.gateway.relay.proxy import RelaySettings
@@ -81,10 +83,13 @@ class GatewayServices:
     settings: GatewaySettings
     db: Database
     redis: Redis | None
+    #: SECRET_KEY, or the one generated and kept in the database (loaded at start-up).
+    server_secret: ServerSecret
     box: SecretsBox
     key_ring: KeyRing
     budget: BudgetStore
     gatekeeper: Gatekeeper
+    concurrency: Concurrency
     settler: Settler
     upstream: Upstream
     relay: RelaySettings
@@ -94,13 +99,14 @@ class GatewayServices:
     callback_policy: CallbackPolicy
     ledger: LedgerWriter
     exclusive: ExclusiveUse | None
+    refusals: RefusalCounter
 
     @classmethod
     def build(cls, settings: GatewaySettings, *, allow_loopback: bool = False) -> GatewayServices:
         """``allow_loopback``: the demo's callback URL is on 127.0.0.1."""
         db = Database(settings.database_url)
-        secret = settings.secret_key.get_secret_value()
-        box = SecretsBox(secret)
+        server_secret = ServerSecret(settings.secret_key)
+        box = SecretsBox(server_secret)
         key_ring = KeyRing(db, box, settings.key_cache_seconds)
         redis = shared_state.connect(settings.redis_url) if settings.redis_url else None
         budget, limiter, exclusive = _stores(settings, db, redis)
@@ -128,10 +134,12 @@ class GatewayServices:
             settings=settings,
             db=db,
             redis=redis,
+            server_secret=server_secret,
             box=box,
             key_ring=key_ring,
             budget=budget,
             gatekeeper=Gatekeeper(settings, key_ring, budget, limiter, concurrency),
+            concurrency=concurrency,
             settler=Settler(budget, limiter, ledger),
             upstream=_upstream(settings, concurrency.pool.capacity),
             relay=RelaySettings(
@@ -139,11 +147,12 @@ class GatewayServices:
                 write_timeout=settings.client_write_timeout_seconds,
             ),
             delivery=delivery,
-            sessions=SessionTokens.for_service(settings, SESSION_AUDIENCE),
-            login_throttle=LoginThrottle.for_service(settings),
+            sessions=SessionTokens.for_service(settings, SESSION_AUDIENCE, server_secret),
+            login_throttle=LoginThrottle.for_service(settings, "gateway", redis),
             callback_policy=policy,
             ledger=ledger,
             exclusive=exclusive,
+            refusals=RefusalCounter(db, settings.refusal_flush_seconds),
         )
 
     def start(self) -> None:
@@ -152,10 +161,12 @@ class GatewayServices:
             self.exclusive.acquire()
         self.ledger.start()
         self.delivery.start()
+        self.refusals.start()
 
     async def aclose(self) -> None:
         await self.ledger.close(self.settings.shutdown_timeout_seconds)
         await self.delivery.stop()
+        await self.refusals.aclose()
         await self.upstream.aclose()
         if self.redis is not None:
             await self.redis.aclose()

@@ -13,10 +13,11 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     SecretStr,
+    ValidationInfo,
     field_validator,
 )
 
-from dynaseal.core.settings import ServiceSettings
+from dynaseal.core.settings import NumberList, ServiceSettings, TextList
 from dynaseal.gateway.admission.concurrency import CONCURRENCY_NAMES
 from dynaseal.gateway.admission.rate_limits import LIMIT_NAMES
 from dynaseal.gateway.admission.upstream_fields import LENGTH_FIELDS
@@ -27,6 +28,7 @@ from dynaseal.keys import DEFAULT_AUDIENCE
 class GatewaySettings(ServiceSettings):
     database_url: str = "sqlite+aiosqlite:///./dynaseal-gateway.db"
     #: The upstream OpenAI-compatible server; unset means the built-in offline responder.
+    #: Credentials in it (``http://user:password@proxy/v1``) are sent as basic auth.
     openai_base_url: AnyHttpUrl | None = None
     openai_api_key: SecretStr | None = None
     #: The ``aud`` dynamic keys in our own format must carry.
@@ -46,7 +48,7 @@ class GatewaySettings(ServiceSettings):
     #: Length fields set to the cap on every request, for an upstream that reads a name a
     #: device may not send (``["max_tokens"]`` for one that ignores
     #: ``max_completion_tokens``, ``["n_predict"]`` for llama.cpp).
-    upstream_cap_fields: list[str] = Field(default_factory=list)
+    upstream_cap_fields: TextList = Field(default_factory=list)
     #: A device that takes longer than this to accept the next piece of a stream is
     #: treated as gone: the upstream is closed and the request settled.
     client_write_timeout_seconds: PositiveFloat = 60.0
@@ -55,7 +57,7 @@ class GatewaySettings(ServiceSettings):
     callback_content_max_chars: NonNegativeInt = 65_536
     callback_timeout_seconds: PositiveFloat = 10.0
     #: Delays before each callback retry; after the last one a delivery is marked failed.
-    callback_retry_schedule_seconds: list[PositiveFloat] = Field(
+    callback_retry_schedule_seconds: NumberList = Field(
         default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE)
     )
     #: Callback URLs on loopback (127.0.0.0/8, ::1) are refused unless allowed.
@@ -64,8 +66,6 @@ class GatewaySettings(ServiceSettings):
     allow_private_callbacks: bool = False
     #: After a webhook secret is rotated, callbacks carry both signatures for this long.
     webhook_secret_overlap_seconds: NonNegativeFloat = 24 * 3600.0
-    #: Redis for the state replicas share (budgets, use counts, rate limits); unset: none.
-    redis_url: str | None = None
     #: Where key budgets are reserved: ``redis`` when REDIS_URL is set; else ``memory``
     #: (fastest; one gateway process per SQLite file) or ``database`` (row locks: several
     #: processes on one database). ``auto``: redis, else memory on SQLite, else database.
@@ -90,8 +90,25 @@ class GatewaySettings(ServiceSettings):
     startup_timeout_seconds: PositiveFloat = 60.0
     #: On SIGTERM, how long in-flight requests (streams) may take to finish.
     shutdown_timeout_seconds: PositiveFloat = 30.0
+    #: How often the refusals counted in memory are added to the database (console charts).
+    refusal_flush_seconds: PositiveFloat = 5.0
     #: Largest chat request body accepted.
     max_request_bytes: PositiveInt = 4 * 1024 * 1024
+
+    @field_validator("openai_api_key")
+    @classmethod
+    def _one_upstream_credential(
+        cls, value: SecretStr | None, info: ValidationInfo
+    ) -> SecretStr | None:
+        base_url = info.data.get("openai_base_url")
+        has_credentials = base_url is not None and (base_url.username or base_url.password)
+        if value is not None and value.get_secret_value() and has_credentials:
+            raise ValueError(
+                "OPENAI_BASE_URL carries credentials and OPENAI_API_KEY is set, but the "
+                "upstream gets only one Authorization header: keep the credentials in "
+                "OPENAI_BASE_URL for a proxy that wants basic auth, or use OPENAI_API_KEY alone"
+            )
+        return value
 
     @field_validator("upstream_cap_fields")
     @classmethod

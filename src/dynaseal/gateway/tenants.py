@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dynaseal.core.errors import APIError, bad_request
@@ -47,13 +48,13 @@ async def create_tenant(
     is_admin: bool = False,
     tenant_id: str | None = None,
 ) -> Tenant:
+    # Usernames and emails are one namespace: login takes either in the same field.
+    names = [username] if email is None else [username, email]
     taken = await session.scalar(
-        select(Tenant.id).where(
-            or_(Tenant.username == username, Tenant.email == (email or username))
-        )
+        select(Tenant.id).where(or_(Tenant.username.in_(names), Tenant.email.in_(names))).limit(1)
     )
     if taken:
-        raise APIError(409, "A tenant with this username or email exists.", code="conflict")
+        raise _tenant_exists()
     if password_hash is None:
         if not password:
             raise bad_request("password is required.", param="password")
@@ -68,8 +69,17 @@ async def create_tenant(
         total_tokens=0,
     )
     session.add(tenant)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError:  # a concurrent registration took the name first
+        raise _tenant_exists() from None
     return tenant
+
+
+def _tenant_exists() -> APIError:
+    return APIError(
+        409, "A tenant with this username or email exists.", code="conflict", param="username"
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""The reference backend's tables: end users, the keys minted for them, callbacks received."""
+"""The reference backend's tables: end users, the keys minted for them, callbacks received,
+console logins."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ from typing import Any
 from sqlalchemy import JSON, Index, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from dynaseal.storage.types import NAMING_CONVENTION, TYPE_ANNOTATION_MAP, UTCDateTime, utcnow
+from dynaseal.storage.console_sessions import ConsoleSessionColumns
+from dynaseal.storage.types import (
+    NAMING_CONVENTION,
+    TYPE_ANNOTATION_MAP,
+    ServerSecretColumns,
+    UTCDateTime,
+    utcnow,
+)
 
 
 class BackendBase(DeclarativeBase):
@@ -66,3 +74,15 @@ class UsageCallback(BackendBase):
     #: even when the callback arrives days later.
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ConsoleSession(ConsoleSessionColumns, BackendBase):
+    """An end user logged in to the backend's console page."""
+
+    __tablename__ = "user_console_sessions"
+
+
+class BackendSecret(ServerSecretColumns, BackendBase):
+    """The generated SECRET_KEY when none is configured (signs end users' logins)."""
+
+    __tablename__ = "backend_secrets"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
@@ -124,6 +125,27 @@ class Database:
         """A session inside a transaction that commits on success, rolls back on error."""
         async with self.sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def startup_lock(self, name: str) -> AsyncIterator[None]:
+        """Take turns with the other processes starting on this database (``--workers``,
+        replicas) for start-up work that reads then writes: the admin account, demo data,
+        the generated secret. Without it two processes may both find no admin and both
+        insert one, and the loser fails to start.
+
+        PostgreSQL: a session advisory lock named after ``name``. SQLite: nothing to do,
+        each transaction holds the database's write lock from its start.
+        """
+        if self.is_sqlite:
+            yield
+            return
+        key = zlib.crc32(name.encode())
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            try:
+                yield
+            finally:
+                await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
 
     async def ping(self) -> None:
         """One round trip to the database; raises when it is unreachable."""

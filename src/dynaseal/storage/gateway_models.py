@@ -1,5 +1,5 @@
 """The gateway's tables: tenants, their keys, key budgets, the usage ledger, the outbox
-and its delivery attempts."""
+and its delivery attempts, refusal counts and console logins."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ from datetime import datetime
 from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from dynaseal.storage.types import NAMING_CONVENTION, TYPE_ANNOTATION_MAP, UTCDateTime, utcnow
+from dynaseal.storage.console_sessions import ConsoleSessionColumns
+from dynaseal.storage.types import (
+    NAMING_CONVENTION,
+    TYPE_ANNOTATION_MAP,
+    ServerSecretColumns,
+    UTCDateTime,
+    utcnow,
+)
 
 
 class GatewayBase(DeclarativeBase):
@@ -47,6 +54,9 @@ class Tenant(GatewayBase):
     #: Keys this tenant minted before this time are refused (revoke everything issued).
     keys_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Set by the admin: the tenant cannot log in and its dynamic keys are refused until
+    #: it is enabled again (its data and pending callbacks stay).
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class TenantKey(GatewayBase):
@@ -90,7 +100,11 @@ class UsageRecord(GatewayBase):
     """One admitted request and what it used: the ledger tenant totals derive from."""
 
     __tablename__ = "usage_records"
-    __table_args__ = (Index("ix_usage_tenant_event", "tenant_id", "event_id"),)
+    __table_args__ = (
+        Index("ix_usage_tenant_event", "tenant_id", "event_id"),
+        # The console's charts, ledger pages and CSV export: one tenant, a time range.
+        Index("ix_usage_tenant_ended", "tenant_id", "ended_at"),
+    )
 
     request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(64))
@@ -145,3 +159,33 @@ class CallbackAttempt(GatewayBase):
     status_code: Mapped[int | None]
     error: Mapped[str | None] = mapped_column(Text)
     duration_ms: Mapped[int]
+
+
+class RefusalCount(GatewayBase):
+    """Requests refused before admission, per tenant, minute and reason. Counted in
+    memory and added here in batches (:mod:`dynaseal.gateway.refusals`); refusals of
+    keys naming no known tenant are filed under ``UNKNOWN_TENANT``, for the operator."""
+
+    __tablename__ = "refusal_counts"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int]
+
+
+#: The ``tenant_id`` of refusals whose key names no tenant of this gateway (forged or
+#: garbage keys): not a possible tenant id (those are letters, digits and ``_.:-``).
+UNKNOWN_TENANT = "(unknown)"
+
+
+class ConsoleSession(ConsoleSessionColumns, GatewayBase):
+    """A tenant (or the admin) logged in to the web console."""
+
+    __tablename__ = "tenant_console_sessions"
+
+
+class GatewaySecret(ServerSecretColumns, GatewayBase):
+    """The generated SECRET_KEY when none is configured (signs tenant logins, seals secrets)."""
+
+    __tablename__ = "gateway_secrets"

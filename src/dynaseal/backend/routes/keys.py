@@ -26,7 +26,8 @@ async def create_key(
     body: KeyCreate | None = None,
 ) -> KeyCreated:
     """The body is optional: without it the key gets the user's whole policy. A key's
-    budget never exceeds what is left of the user's daily quota; none left is a 429."""
+    budget never exceeds what is left of the user's daily quota, counting the unspent
+    budgets of the user's live keys; none left, or too many keys a minute, is a 429."""
     if settings.llm_key is None or not settings.llm_user_id:
         raise APIError(
             503,
@@ -38,20 +39,24 @@ async def create_key(
     policy = policy_for(user, settings)
     grant = narrow(policy, body.model, body.max_tokens)
     jkt = device_key_of(request, body.dpop_jkt, required=policy.require_bound_keys)
-    left = await quota.tokens_left_today(db, user.id, policy.daily_token_quota, datetime.now(UTC))
-    minted = mint_key(
-        settings.llm_key.get_secret_value(),
-        tenant_id=settings.llm_user_id,
-        model=grant.models,
-        max_tokens=grant.max_tokens if left is None else min(grant.max_tokens, left),
-        ttl_seconds=grant.ttl_seconds,
-        kid=settings.llm_key_id,
-        algorithm=settings.llm_key_algorithm,
-        audience=settings.gateway_audience,
-        sub=user.id,
-        cnf_jkt=jkt,
-    )
     async with db.transaction() as session:
+        now = datetime.now(UTC)
+        max_tokens = await quota.key_budget(
+            session, user.id, policy, grant.max_tokens, settings, now
+        )
+        minted = mint_key(
+            settings.llm_key.get_secret_value(),
+            tenant_id=settings.llm_user_id,
+            model=grant.models,
+            max_tokens=max_tokens,
+            ttl_seconds=grant.ttl_seconds,
+            kid=settings.llm_key_id,
+            algorithm=settings.llm_key_algorithm,
+            audience=settings.gateway_audience,
+            sub=user.id,
+            now=now.timestamp(),
+            cnf_jkt=jkt,
+        )
         crud.record_issued_key(session, minted, user.id)
     gateway_url = settings.gateway_url.rstrip("/")
     return KeyCreated(

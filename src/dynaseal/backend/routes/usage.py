@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -13,8 +14,7 @@ from dynaseal.backend.schemas import UsageEntry, UsageList, UsagePayload
 from dynaseal.core.errors import bad_request
 
 router = APIRouter(tags=["usage"])
-
-_SHOWN_CONTENT_CHARS = 200
+log = logging.getLogger("dynaseal.backend")
 
 
 def delivery_id(request: Request, payload: UsagePayload) -> str:
@@ -40,21 +40,20 @@ async def usage_callback(
         param = ".".join(str(p) for p in first["loc"]) or None
         raise bad_request(f"malformed usage callback: {first['msg']}", param) from None
     if payload.type == "test":
-        print(f"test callback received: event_id={payload.event_id}", flush=True)
+        log.info("test callback received: event_id=%s", payload.event_id)
         return {"received": True, "test": True}
     stored = await crud.store_callback(
         db, delivery_id(request, payload), payload, signature_verified=verified
     )
     if not stored:
         return {"received": True, "duplicate": True}
-    content = payload.content or ""
-    if len(content) > _SHOWN_CONTENT_CHARS:
-        content = content[:_SHOWN_CONTENT_CHARS] + "..."
-    print(
-        f"usage callback: event_id={payload.event_id} tokens={payload.tokens} "
-        f"status={payload.status} signature={'verified' if verified else 'unchecked'} "
-        f"content={content!r}",
-        flush=True,
+    # Never the content: it is an end user's conversation (GET /usage shows it to them).
+    log.info(
+        "usage callback: event_id=%s tokens=%d status=%s signature=%s",
+        payload.event_id,
+        payload.tokens,
+        payload.status,
+        "verified" if verified else "unchecked",
     )
     return {"received": True}
 

@@ -57,11 +57,14 @@ async def login(
 
     async def authenticate() -> User | None:
         async with db.transaction() as session:
-            user = await crud.user_by_login(session, username)
+            candidates = await crud.users_by_login(session, username)
         # An unknown user still costs one bcrypt check, so timing does not reveal accounts.
-        hashed = user.password_hash if user else None
-        ok = await run_in_threadpool(verify_password, password, hashed)
-        return user if ok else None
+        tried: list[User | None] = [*candidates] or [None]
+        for user in tried:
+            hashed = user.password_hash if user else None
+            if await run_in_threadpool(verify_password, password, hashed):
+                return user
+        return None
 
     user = await throttle.login(request, username, authenticate)
     return tokens.issue_pair(user.id)

@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from dynaseal.core.access_log import note
 from dynaseal.gateway.admission import chat_request
 from dynaseal.gateway.admission.concurrency import Concurrency, Slot
 from dynaseal.gateway.admission.key_ring import KeyRing, TenantKeys
@@ -126,6 +127,7 @@ class Gatekeeper:
                 raise InvalidKey("minted before the tenant revoked its earlier keys")
         except InvalidKey as exc:
             log.info("dynamic key refused: %s", exc.reason)
+            note(refusal_reason=exc.reason)
             raise invalid_key() from None
         if len(self._verified) >= _MAX_VERIFIED:
             self._verified.clear()

@@ -69,7 +69,7 @@ class KeyRing:
     async def _load(self, tenant_id: str) -> TenantKeys:
         async with self._db.reads() as session:
             tenant = await session.get(Tenant, tenant_id)
-            if tenant is None:
+            if tenant is None or tenant.disabled_at is not None:  # disabled: no key verifies
                 return _NO_TENANT
             rows = await session.scalars(
                 select(TenantKey).where(

@@ -62,8 +62,11 @@ async def check_callback_url(url: str, policy: CallbackPolicy) -> str:
         raise CallbackURLRefused("callback_url has an invalid port") from None
     for address in await _addresses(parts.hostname, port):
         if not policy.permits(address):
+            setting = (
+                "ALLOW_LOOPBACK_CALLBACKS" if address.is_loopback else "ALLOW_PRIVATE_CALLBACKS"
+            )
             raise CallbackURLRefused(
                 f"callback_url resolves to {address}, a non-public address this gateway "
-                "does not call (the operator can allow it)"
+                f"does not call unless its operator sets {setting}=true"
             )
     return url

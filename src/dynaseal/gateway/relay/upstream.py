@@ -10,11 +10,13 @@ many concurrent streams mean). Both this and the offline responder hand back an
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import aiohttp
 import orjson
+import yarl
 
 _CLIENT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
 
@@ -79,12 +81,18 @@ class HttpUpstream:
     def __init__(
         self, base_url: str, api_key: str | None, *, timeout: float, max_connections: int
     ) -> None:
-        self.description = base_url
-        self._base = base_url.rstrip("/")
+        url = yarl.URL(base_url)
+        # Credentials in the URL (a proxy that wants basic auth) go in the Authorization
+        # header, once; the URL kept, shown and logged has neither them nor the query.
+        self.description = str(url.with_user(None).with_query(None))
+        self._base = str(url.with_user(None)).rstrip("/")
         # Uncompressed: the answer is relayed as it comes, chunk by chunk.
         self._headers = {"content-type": "application/json", "accept-encoding": "identity"}
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
+        elif url.user is not None:
+            pair = f"{url.user}:{url.password or ''}".encode()  # RFC 7617, charset UTF-8
+            self._headers["authorization"] = "Basic " + base64.b64encode(pair).decode()
         # No total timeout: a long stream is fine as long as bytes keep coming. Only the
         # TCP connect is timed, not the wait for a pooled connection (``connect`` would
         # count both): admission already seats requests in the pool fairly (.pool).

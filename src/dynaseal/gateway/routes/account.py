@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Request
-from pydantic import BaseModel, Field, NonNegativeInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, field_validator
 
-from dynaseal.core.errors import unauthorized
+from dynaseal.core.errors import APIError, bad_request, unauthorized
 from dynaseal.core.session_tokens import InvalidSessionToken
 from dynaseal.gateway import tenants
 from dynaseal.gateway.admission.upstream_fields import allowed_fields, valid_field_name
@@ -53,6 +53,7 @@ class TenantOut(BaseModel):
     #: The request fields passed on to the upstream (the default list unless set).
     upstream_fields: list[str]
     total_tokens: int
+    disabled_at: datetime | None = None
     created_at: datetime
 
     @field_validator("upstream_fields", mode="before")
@@ -66,10 +67,16 @@ class TenantOut(BaseModel):
 
 
 class TenantUpdate(BaseModel):
+    """Only the fields given change. ``callback_url`` null or "" removes the URL;
+    ``rate_limits`` null removes the tenant's own limits (the gateway's defaults apply),
+    an object sets the limits it names."""
+
+    model_config = ConfigDict(extra="forbid")
+
     callback_url: str | None = None
     #: Whether callbacks carry the generated text / the request's messages.
-    callback_include_content: bool | None = None
-    callback_include_prompt: bool | None = None
+    callback_include_content: bool = True
+    callback_include_prompt: bool = False
     #: Limits over the gateway's defaults (0 = unlimited): per minute key_rpm, key_tpm,
     #: sub_rpm, sub_tpm, tenant_rpm, tenant_tpm; in flight at once key_concurrency,
     #: sub_concurrency, tenant_concurrency.
@@ -101,6 +108,8 @@ async def login(
             return await tenants.authenticate(session, username, password)
 
     tenant = await services.login_throttle.login(request, username, authenticate)
+    if tenant.disabled_at is not None:
+        raise APIError(403, "This tenant is disabled; ask the operator.", code="tenant_disabled")
     return services.sessions.issue_pair(tenant.id)
 
 
@@ -111,7 +120,8 @@ async def refresh(services: Services, body: RefreshRequest) -> dict[str, str]:
     except InvalidSessionToken:
         raise unauthorized("Invalid or expired refresh token.") from None
     async with services.db.sessions() as session:
-        if await session.get(Tenant, tenant_id) is None:
+        row = await session.get(Tenant, tenant_id)
+        if row is None or row.disabled_at is not None:
             raise unauthorized()
     return services.sessions.issue_pair(tenant_id)
 
@@ -125,20 +135,26 @@ async def me(tenant: CurrentTenant, services: Services) -> TenantOut:
 
 @router.patch("/user/me", response_model=TenantOut, summary="Set the callback URL and contents")
 async def update_me(tenant: CurrentTenant, services: Services, body: TenantUpdate) -> TenantOut:
+    given = body.model_fields_set
+    if not given:
+        raise bad_request(
+            "Nothing to change: give at least one of " + ", ".join(TenantUpdate.model_fields) + "."
+        )
     callback_url = await allowed_callback_url(services, body.callback_url)
     async with services.db.transaction() as session:
         row = await session.get(Tenant, tenant.id)
         assert row is not None
-        if "callback_url" in body.model_fields_set:
+        if "callback_url" in given:
             await outbox.enable_endpoint(session, row, callback_url)
-        if body.callback_include_content is not None:
+        if "callback_include_content" in given:
             row.callback_include_content = body.callback_include_content
-        if body.callback_include_prompt is not None:
+        if "callback_include_prompt" in given:
             row.callback_include_prompt = body.callback_include_prompt
-        if body.rate_limits is not None:
-            row.rate_limits = (row.rate_limits or {}) | body.rate_limits
-        if "upstream_fields" in body.model_fields_set:
+        if "rate_limits" in given:
+            limits = body.rate_limits
+            row.rate_limits = None if limits is None else (row.rate_limits or {}) | dict(limits)
+        if "upstream_fields" in given:
             fields = body.upstream_fields
-            row.upstream_fields = sorted(set(fields)) if fields is not None else None
-    services.key_ring.forget(tenant.id)  # this process applies the change at once
+            row.upstream_fields = None if fields is None else sorted(set(fields))
+    services.key_ring.forget(tenant.id)  # the new limits and fields apply at once here
     return TenantOut.of(row)

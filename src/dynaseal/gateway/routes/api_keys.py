@@ -49,7 +49,13 @@ class ApiKeyRetire(BaseModel):
     grace_seconds: int = Field(default=3600, ge=0, le=30 * 24 * 3600)
 
 
-@router.post("", response_model=NewApiKeyOut, status_code=201, summary="Create an API key")
+@router.post(
+    "",
+    response_model=NewApiKeyOut,
+    response_model_exclude_none=True,  # no "public_key": null for HS256, no "secret" for EdDSA
+    status_code=201,
+    summary="Create an API key",
+)
 async def create(
     tenant: CurrentTenant, services: Services, body: ApiKeyCreate | None = None
 ) -> NewApiKeyOut:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 from starlette.responses import Response
 
+from dynaseal.core.access_log import note
 from dynaseal.core.errors import APIError
 from dynaseal.gateway.budget import store
 from dynaseal.gateway.deps import Services
@@ -32,8 +33,14 @@ async def chat_completions(request: Request) -> Response:
             code="service_unavailable",
             headers={"Retry-After": "1"},
         )
-    raw = await request.body()  # at most MAX_REQUEST_BYTES: core.body_limit counts it
-    admission = await services.gatekeeper.admit(request.headers.get("authorization"), raw)
+    try:
+        raw = await request.body()  # at most MAX_REQUEST_BYTES: core.body_limit counts it
+        admission = await services.gatekeeper.admit(request.headers.get("authorization"), raw)
+    except APIError as refusal:  # counted in memory, for the console's charts
+        services.refusals.refused(request.headers.get("authorization"), refusal)
+        raise
+    grant = admission.grant
+    note(request_id=admission.request_id, tenant=grant.tenant_id, event_id=grant.event_id)
     relay = proxy.stream if admission.stream else proxy.complete
     response = await relay(services.upstream, admission, services.settler, services.relay)
     response.headers.update(admission.response_headers())

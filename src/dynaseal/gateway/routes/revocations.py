@@ -45,9 +45,13 @@ async def revoke(
         keep_until = utcnow() + timedelta(seconds=settings.key_max_lifetime_seconds)
         await services.budget.revoke_event(tenant.id, body.event_id, keep_until)
         return RevocationOut(event_id=body.event_id)
-    cutoff = body.minted_before or utcnow()
+    now = utcnow()
+    cutoff = body.minted_before or now
     if cutoff.tzinfo is None:
         raise bad_request("minted_before needs a timezone.", param="minted_before")
+    if cutoff > now + timedelta(seconds=settings.key_leeway_seconds):
+        # A future cut-off would refuse every key minted until then: maybe all, forever.
+        raise bad_request("minted_before must not be in the future.", param="minted_before")
     async with services.db.transaction() as session:
         row = await session.get(Tenant, tenant.id)
         assert row is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from dynaseal.core.access_log import note
 from dynaseal.gateway.admission.gatekeeper import Admission
 from dynaseal.gateway.admission.limiters import RateLimiter
 from dynaseal.gateway.budget.store import BudgetStore
@@ -33,6 +34,7 @@ class Settler:
         if admission.slot is not None:
             admission.slot.release()
         settled = finish(admission, transcript, status)
+        note(tokens=settled.used, outcome=status)
         await self._budget.release(admission.grant, admission.reservation, settled.used)
         if admission.rate_scopes:
             try:

@@ -4,7 +4,7 @@ A tenant's allow-list of request fields passed upstream (issue 12.3) and, per le
 row, the completion tokens an upstream generated past its cap.
 
 Revision ID: 4cd4a7dde0f2
-Revises: fa9691798e52
+Revises: d0adb5e0f19c
 Create Date: 2026-11-28 12:06:29.649954
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "4cd4a7dde0f2"
-down_revision: str | Sequence[str] | None = "fa9691798e52"
+down_revision: str | Sequence[str] | None = "d0adb5e0f19c"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
