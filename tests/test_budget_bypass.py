@@ -12,21 +12,12 @@ import orjson
 import pytest
 
 from support.callbacks import CallbackSink
+from support.chat import MESSAGES, chat
 from support.servers import ServerThread
 from support.tenants import DEMO_MODEL, TenantHandle, create_tenant, event_of, mint, original_key
 from support.upstream import FakeUpstream
 
-MESSAGES = [{"role": "user", "content": "Say hello"}]
 LLAMA_CPP = ("n_predict", "max_tokens")
-
-
-def chat(gateway: ServerThread, key: str, **body: object) -> httpx.Response:
-    return httpx.post(
-        gateway.url + "/v1/chat/completions",
-        headers={"Authorization": f"Bearer {key}"},
-        json={"model": DEMO_MODEL, "messages": MESSAGES, **body},
-        timeout=30,
-    )
 
 
 def stream_events(gateway: ServerThread, key: str, **body: object) -> list[bytes]:

@@ -13,13 +13,13 @@ import pytest
 
 from dynaseal.gateway.relay.pool import PoolTimeout, UpstreamPool, automatic_size
 from support.callbacks import CallbackSink
+from support.chat import MESSAGES, chat
 from support.gateways import demo_gateway
 from support.servers import ServerThread
 from support.tenants import DEMO_MODEL, TenantHandle, create_tenant, mint
 from support.upstream import FakeUpstream
 
 POOL = 16  # default limits then: 4 per key, 4 per end user, 12 per tenant
-MESSAGES = [{"role": "user", "content": "Say hello"}]
 
 
 @pytest.fixture(scope="module")
@@ -57,12 +57,7 @@ async def until(condition, timeout: float = 20.0) -> None:
 
 
 def other_tenant_request(gateway: ServerThread) -> httpx.Response:
-    return httpx.post(
-        gateway.url + "/v1/chat/completions",
-        json={"model": DEMO_MODEL, "messages": [{"role": "user", "content": "other tenant"}]},
-        headers={"Authorization": f"Bearer {mint()}"},  # the demo tenant
-        timeout=60,
-    )
+    return chat(gateway, mint())  # the demo tenant
 
 
 async def test_260_slow_streams_from_one_key_do_not_starve_another_tenant(
