@@ -66,6 +66,14 @@ def test_backend_stops_reading_a_huge_chunked_body(
     assert_refused_early(send_chunked(str(backend.base_url), path, HUGE, headers=headers), limit)
 
 
+def test_a_refusal_that_needs_no_body_stops_the_upload(gateway: ServerThread) -> None:
+    """A JSON body to the login form is refused without being read; the connection then
+    closes, or the server would go on reading and discarding all 50 MB."""
+    answer = send_chunked(gateway.url, "/v1/user/login", HUGE, past_the_answer=True)
+    assert answer.status == 400
+    assert answer.sent < SLACK
+
+
 def test_a_declared_length_over_the_limit_is_refused_before_the_body(
     gateway: ServerThread,
 ) -> None:

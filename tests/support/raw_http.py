@@ -49,9 +49,11 @@ def send_chunked(
     method: str = "POST",
     chunk: int = 64 * 1024,
     headers: dict[str, str] | None = None,
+    past_the_answer: bool = False,
 ) -> EarlyAnswer:
     """Send up to ``total`` bytes as a chunked body, stopping at the first byte of an answer
-    (or when the server drops the connection); then read whatever answer came."""
+    (or, ``past_the_answer``, only when the server drops the connection); then read
+    whatever answer came."""
     sock = connect(base_url)
     received = b""
     sent = 0
@@ -67,7 +69,7 @@ def send_chunked(
         )
         while sent < total:
             readable, _, _ = select.select([sock], [], [], 0)
-            if readable:
+            if readable and not past_the_answer:
                 break
             try:
                 sock.sendall(piece)
@@ -76,7 +78,7 @@ def send_chunked(
             sent += chunk
         sock.settimeout(10)
         try:
-            while True:
+            while True:  # (data the server sent before it closed is still readable)
                 data = sock.recv(65536)
                 if not data:
                     break

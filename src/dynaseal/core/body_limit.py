@@ -5,8 +5,10 @@ the whole body before the endpoint runs (FastAPI's JSON and form routes) holds a
 in memory before any authentication. This ASGI middleware counts the bytes as the
 server hands them over: past the route's limit it answers 413 in OpenAI's format at
 once, with ``Connection: close`` so the server stops reading, and the application sees
-no more of the body. Routes are matched by the end of their path, so ``/v1/…``, ``/…``
-and ``/api/v1/…`` share a limit.
+no more of the body. An answer given before the body was read to its end (a refusal
+that did not need it) also closes the connection, or the server would keep reading and
+discarding whatever the client still sends. Routes are matched by the end of their
+path, so ``/v1/…``, ``/…`` and ``/api/v1/…`` share a limit.
 """
 
 from __future__ import annotations
@@ -24,10 +26,16 @@ class BodyTooLarge(Exception):
 
 
 def _declared_length(scope: Scope) -> int | None:
+    """The Content-Length; -1 for a chunked body; None when there is no body."""
     for name, value in scope.get("headers", ()):
         if name == b"content-length":
             return int(value) if value.isdigit() else None
+        if name == b"transfer-encoding":
+            return -1
     return None
+
+
+_CLOSE = (b"connection", b"close")
 
 
 class BodyLimit:
@@ -56,13 +64,15 @@ class BodyLimit:
             return
         received = 0
         started = refused = False
+        unread = declared is not None and declared != 0  # a body not yet read to its end
 
         async def limited_receive() -> Message:
-            nonlocal received, refused
+            nonlocal received, refused, unread
             if refused:
                 return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
+                unread = unread and message.get("more_body", False)
                 received += len(message.get("body", b""))
                 if received > limit:
                     if not started:
@@ -77,6 +87,8 @@ class BodyLimit:
                 return  # the application's answer to BodyTooLarge: the 413 went instead
             if message["type"] == "http.response.start":
                 started = True
+                if unread:
+                    message = {**message, "headers": [*message.get("headers", ()), _CLOSE]}
             await send(message)
 
         try:

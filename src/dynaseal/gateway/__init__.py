@@ -17,9 +17,10 @@ Where a chat completion goes, in request order:
   :mod:`.relay.offline`) and back, streams relayed event by event (:mod:`.relay.sse`,
   :mod:`.relay.transcript`, which also cuts a stream past its cap)
 * :mod:`.settlement.settler`     - **settled**: once per request, whatever ended it: its
-  place in flight freed, the reservation swapped for the usage (:mod:`.settlement.measure`), the ledger row, the
-  budget booking and the callback written in one transaction (:mod:`.settlement.ledger`,
-  grouped by :mod:`.settlement.writer`)
+  place in flight freed, the reservation swapped for the usage
+  (:mod:`.settlement.measure`), the ledger row, the budget booking and the callback
+  written in one transaction (:mod:`.settlement.ledger`, grouped by
+  :mod:`.settlement.writer`)
 * :mod:`.callbacks.delivery`     - **reported**: the callback is sent from the outbox
   (:mod:`.callbacks.outbox`), signed (:mod:`.callbacks.sender`), retried
   (:mod:`.callbacks.retry`)
