@@ -1,13 +1,14 @@
-"""FastAPI wiring both services share: route aliases, CORS, errors."""
+"""FastAPI wiring both services share: route aliases, CORS, errors, body limits."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from dynaseal.core.access_log import AccessLog
+from dynaseal.core.body_limit import BodyLimit
 from dynaseal.core.errors import install_error_handlers
 from dynaseal.core.lifespan_errors import ConfigErrorsAtStartup
 
@@ -21,11 +22,20 @@ def include_everywhere(app: FastAPI, routers: Sequence[APIRouter]) -> None:
             app.include_router(router, prefix=prefix, include_in_schema=prefix == "/v1")
 
 
-def configure(app: FastAPI, cors_origins: Sequence[str]) -> None:
+def configure(
+    app: FastAPI,
+    cors_origins: Sequence[str],
+    *,
+    body_limit: int,
+    body_limits: Mapping[str, int] | None = None,
+) -> None:
     """OpenAI-format errors everywhere; CORS closed unless origins are listed; start-up
-    configuration errors logged as one line; one access line per request."""
+    configuration errors logged as one line; one access line per request; request bodies
+    of at most ``body_limit`` bytes, or the limit of the route whose path ends as a key of
+    ``body_limits``."""
     install_error_handlers(app)
     app.add_middleware(ConfigErrorsAtStartup)
+    app.add_middleware(BodyLimit, default=body_limit, routes=body_limits or {})
     if cors_origins:
         # Bearer tokens, not cookies: credentials are never needed cross-origin.
         app.add_middleware(

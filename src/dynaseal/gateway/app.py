@@ -83,7 +83,12 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = services
-    configure(app, settings.cors_origins)
+    configure(
+        app,
+        settings.cors_origins,
+        body_limit=settings.max_body_bytes,
+        body_limits={"/chat/completions": settings.max_request_bytes},
+    )
     include_everywhere(
         app,
         [

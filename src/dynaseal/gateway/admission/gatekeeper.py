@@ -13,6 +13,7 @@ from typing import Any
 from dynaseal.core.access_log import note
 from dynaseal.core.money import MAX_UNITS
 from dynaseal.gateway.admission import chat_request
+from dynaseal.gateway.admission.concurrency import Concurrency, Slot
 from dynaseal.gateway.admission.key_ring import KeyRing, TenantKeys
 from dynaseal.gateway.admission.limiters import RateLimiter
 from dynaseal.gateway.admission.rate_limits import Scope, Verdict, scopes_for
@@ -50,6 +51,8 @@ class Admission:
     upstream_body: dict[str, Any]
     rate_scopes: list[Scope] = field(default_factory=list)
     rate_verdict: Verdict | None = None
+    slot: Slot | None = None  # its place in flight, released when it is settled
+    upstream_headers: dict[str, str] = field(default_factory=dict)  # what was dropped
     request_id: str = field(default_factory=lambda: f"req_{uuid.uuid4().hex}")
     started_at: float = field(default_factory=time.time)
     #: The model's price (``None``: none known, the request's cost is unknown).
@@ -68,7 +71,7 @@ class Admission:
     def response_headers(self) -> dict[str, str]:
         headers = self.rate_verdict.headers() if self.rate_verdict is not None else {}
         headers.update(report.remaining_headers(self.reservation, self.used))
-        return headers
+        return headers | self.upstream_headers
 
 
 class Gatekeeper:
@@ -80,12 +83,14 @@ class Gatekeeper:
         key_ring: KeyRing,
         budget: BudgetStore,
         limiter: RateLimiter,
+        concurrency: Concurrency,
         prices: Mapping[str, Price],
     ) -> None:
         self._settings = settings
         self._key_ring = key_ring
         self._budget = budget
         self._limiter = limiter
+        self._concurrency = concurrency
         self._prices = prices  # the gateway's table; a tenant's own prices win
         # token -> (the tenant keys it was verified against, its grant). A device reuses
         # its key for many requests; re-checking the signature each time is wasted work.
@@ -105,7 +110,7 @@ class Gatekeeper:
             and any(key.kid == grant.kid for key in current.active(now))  # not retired
         ):
             return grant, current
-        del self._verified[token]
+        self._verified.pop(token, None)  # a concurrent request may have dropped it already
         return None
 
     async def verify(self, authorization: str | None) -> tuple[KeyGrant, TenantKeys]:
@@ -157,15 +162,28 @@ class Gatekeeper:
             verdict = await self._limiter.admit(scopes)
             if verdict.refused is not None:
                 raise verdict.error()
-        reservation = await self._budget.reserve(grant, budgets, ask_of(body, price))
+        slot = await self._concurrency.enter(grant, tenant_keys.rate_limits)
+        try:
+            reservation = await self._budget.reserve(grant, budgets, ask_of(body, price))
+        except BaseException:
+            slot.release()
+            raise
+        forwarded = chat_request.upstream_body(
+            body,
+            reservation.completion_cap,
+            tenant_keys.upstream_fields,
+            self._settings.upstream_cap_fields,
+        )
         return Admission(
             grant=grant,
             reservation=reservation,
             body=body,
-            upstream_body=chat_request.upstream_body(body, reservation.completion_cap),
+            upstream_body=forwarded.body,
             rate_scopes=scopes,
             rate_verdict=verdict,
             price=price,
+            slot=slot,
+            upstream_headers=forwarded.headers(),
         )
 
 

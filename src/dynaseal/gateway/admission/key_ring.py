@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from dynaseal.gateway.admission.upstream_fields import allowed_fields
 from dynaseal.gateway.budget.limits import KeyDefaults
 from dynaseal.gateway.pricing import Price, PriceError, parse_prices
 from dynaseal.gateway.secrets_box import SecretsBox
@@ -35,10 +36,11 @@ class TenantKeys:
     keys: tuple[_CachedKey, ...]
     not_before: float | None  # keys minted before this unix time are refused
     rate_limits: dict[str, int] = field(default_factory=dict)  # the tenant's own limits
-    key_defaults: KeyDefaults = field(
-        default_factory=KeyDefaults
-    )  # budgets of keys that carry none
+    #: Budgets for keys that carry none of their own.
+    key_defaults: KeyDefaults = field(default_factory=KeyDefaults)
     prices: dict[str, Price] = field(default_factory=dict)  # over the gateway's table
+    #: The request fields the tenant lets through to the upstream.
+    upstream_fields: frozenset[str] = field(default_factory=lambda: allowed_fields(None))
 
     def active(self, now: float) -> tuple[VerificationKey, ...]:
         return tuple(c.key for c in self.keys if c.retires_at is None or c.retires_at > now)
@@ -93,8 +95,9 @@ class KeyRing:
             tuple(keys),
             cutoff,
             dict(tenant.rate_limits or {}),
-            KeyDefaults.stored(tenant.key_defaults),
-            self._prices(tenant),
+            key_defaults=KeyDefaults.stored(tenant.key_defaults),
+            prices=self._prices(tenant),
+            upstream_fields=allowed_fields(tenant.upstream_fields),
         )
 
     @staticmethod

@@ -12,6 +12,7 @@ from dynaseal.core.errors import APIError, bad_request, unauthorized
 from dynaseal.core.money import Usd
 from dynaseal.core.session_tokens import InvalidSessionToken
 from dynaseal.gateway import tenants
+from dynaseal.gateway.admission.upstream_fields import allowed_fields, valid_field_name
 from dynaseal.gateway.budget.limits import KeyDefaults
 from dynaseal.gateway.callbacks import outbox
 from dynaseal.gateway.deps import CurrentTenant, Services, allowed_callback_url
@@ -22,7 +23,17 @@ from dynaseal.storage.gateway_models import Tenant
 
 router = APIRouter(tags=["tenant account"])
 
-RateLimitName = Literal["key_rpm", "key_tpm", "sub_rpm", "sub_tpm", "tenant_rpm", "tenant_tpm"]
+RateLimitName = Literal[
+    "key_rpm",
+    "key_tpm",
+    "sub_rpm",
+    "sub_tpm",
+    "tenant_rpm",
+    "tenant_tpm",
+    "key_concurrency",
+    "sub_concurrency",
+    "tenant_concurrency",
+]
 
 
 class TokenPair(BaseModel):
@@ -64,6 +75,8 @@ class TenantOut(BaseModel):
     key_defaults: KeyDefaultsIO
     #: The tenant's own prices, USD per million tokens, over the gateway's table.
     model_prices: dict[str, dict[str, str]]
+    #: The request fields passed on to the upstream (the default list unless set).
+    upstream_fields: list[str]
     total_tokens: int
     total_cost: Usd  # of the requests whose model had a price
     disabled_at: datetime | None = None
@@ -73,6 +86,11 @@ class TenantOut(BaseModel):
     @classmethod
     def _none_set(cls, value: Any) -> Any:
         return {} if value is None else value
+
+    @field_validator("upstream_fields", mode="before")
+    @classmethod
+    def _effective(cls, value: list[str] | None) -> list[str]:
+        return sorted(allowed_fields(value))
 
     @classmethod
     def of(cls, tenant: Tenant) -> TenantOut:
@@ -91,9 +109,23 @@ class TenantUpdate(BaseModel):
     #: Whether callbacks carry the generated text / the request's messages.
     callback_include_content: bool = True
     callback_include_prompt: bool = False
-    #: Per-minute limits over the gateway's defaults: key_rpm, key_tpm, sub_rpm, sub_tpm,
-    #: tenant_rpm, tenant_tpm (0 = unlimited).
+    #: Limits over the gateway's defaults (0 = unlimited): per minute key_rpm, key_tpm,
+    #: sub_rpm, sub_tpm, tenant_rpm, tenant_tpm; in flight at once key_concurrency,
+    #: sub_concurrency, tenant_concurrency.
     rate_limits: dict[RateLimitName, NonNegativeInt] | None = None
+    #: The request fields passed on to the upstream, replacing the default list (model,
+    #: messages, stream, n and the token caps always pass; length fields are capped);
+    #: null restores the default.
+    upstream_fields: list[str] | None = Field(default=None, max_length=200)
+
+    @field_validator("upstream_fields")
+    @classmethod
+    def _field_names(cls, value: list[str] | None) -> list[str] | None:
+        bad = [name for name in value or () if not valid_field_name(name)]
+        if bad:
+            raise ValueError(f"not a request field name: {bad[0][:64]!r}")
+        return value
+
     #: Budgets for keys without their own ``max_total_tokens`` / ``max_cost``; the
     #: fields given are set (a null one clears it), the others kept.
     key_defaults: KeyDefaultsIO | None = None
@@ -179,6 +211,9 @@ async def update_me(tenant: CurrentTenant, services: Services, body: TenantUpdat
         if "rate_limits" in given:
             limits = body.rate_limits
             row.rate_limits = None if limits is None else (row.rate_limits or {}) | dict(limits)
+        if "upstream_fields" in given:
+            fields = body.upstream_fields
+            row.upstream_fields = None if fields is None else sorted(set(fields))
         if "key_defaults" in given:
             defaults = body.key_defaults
             row.key_defaults = (

@@ -29,6 +29,7 @@ class UsageRecordOut(BaseModel):
     cost: Usd | None  # USD; null when the model had no price
     usage_source: str
     status: str
+    overshoot_tokens: int  # generated past the cap the upstream was sent (booked)
     started_at: datetime
     ended_at: datetime
     latency_ms: int
