@@ -54,6 +54,8 @@ def replicas(
                 "ADMIN_USER_PASSWORD": ADMIN_PASSWORD,
                 "CALLBACK_RETRY_SCHEDULE_SECONDS": "[0.2, 0.5, 1.0]",
                 "MODEL_PRICES": json.dumps({DEMO_MODEL: {"input": "0.27", "output": "1.10"}}),
+                # Budgets alone decide who of 200 requests at once with one key is served.
+                "RATE_LIMIT_KEY_CONCURRENCY": "0",
             }
         )
         try:
