@@ -84,14 +84,14 @@ class Gatekeeper:
         budget: BudgetStore,
         limiter: RateLimiter,
         concurrency: Concurrency,
-        prices: Mapping[str, Price],
+        prices: Mapping[str, Price] | None = None,
     ) -> None:
         self._settings = settings
         self._key_ring = key_ring
         self._budget = budget
         self._limiter = limiter
         self._concurrency = concurrency
-        self._prices = prices  # the gateway's table; a tenant's own prices win
+        self._prices = prices or {}  # the gateway's table; a tenant's own prices win
         # token -> (the tenant keys it was verified against, its grant). A device reuses
         # its key for many requests; re-checking the signature each time is wasted work.
         self._verified: dict[str, tuple[TenantKeys, KeyGrant]] = {}
