@@ -23,8 +23,8 @@ from dynaseal.gateway.callbacks.delivery import DeliveryWorker
 from dynaseal.gateway.callbacks.url_policy import CallbackPolicy
 from dynaseal.gateway.exclusive import ExclusiveUse
 from dynaseal.gateway.refusals import RefusalCounter
-from dynaseal.gateway.relay.offline import OfflineUpstream
-from dynaseal.gateway.relay.upstream import HttpUpstream, Upstream
+from dynaseal.gateway.routing.build import build_router
+from dynaseal.gateway.routing.router import Router
 from dynaseal.gateway.secrets_box import SecretsBox
 from dynaseal.gateway.settings import GatewaySettings
 from dynaseal.gateway.settlement.settler import Settler
@@ -32,18 +32,6 @@ from dynaseal.gateway.settlement.writer import LedgerWriter
 from dynaseal.storage import Database
 
 SESSION_AUDIENCE = "dynaseal-gateway-session"
-
-
-def _upstream(settings: GatewaySettings) -> Upstream:
-    if settings.openai_base_url is None:
-        return OfflineUpstream()
-    api_key = settings.openai_api_key
-    return HttpUpstream(
-        str(settings.openai_base_url),
-        api_key.get_secret_value() if api_key else None,
-        timeout=settings.upstream_timeout_seconds,
-        max_connections=settings.upstream_max_connections,
-    )
 
 
 def _stores(
@@ -77,7 +65,7 @@ class GatewayServices:
     budget: BudgetStore
     gatekeeper: Gatekeeper
     settler: Settler
-    upstream: Upstream
+    upstream: Router
     delivery: DeliveryWorker
     sessions: SessionTokens
     login_throttle: LoginThrottle
@@ -124,7 +112,7 @@ class GatewayServices:
             budget=budget,
             gatekeeper=Gatekeeper(settings, key_ring, budget, limiter),
             settler=Settler(budget, limiter, ledger),
-            upstream=_upstream(settings),
+            upstream=build_router(settings),
             delivery=delivery,
             sessions=SessionTokens.for_service(settings, SESSION_AUDIENCE, server_secret),
             login_throttle=LoginThrottle.for_service(settings, "gateway", redis),

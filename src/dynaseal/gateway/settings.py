@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from pathlib import Path
+from typing import Literal, Self
 
 from pydantic import (
     AnyHttpUrl,
@@ -15,6 +16,7 @@ from pydantic import (
     SecretStr,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from dynaseal.core.settings import NumberList, ServiceSettings
@@ -29,6 +31,9 @@ class GatewaySettings(ServiceSettings):
     #: Credentials in it (``http://user:password@proxy/v1``) are sent as basic auth.
     openai_base_url: AnyHttpUrl | None = None
     openai_api_key: SecretStr | None = None
+    #: Model routing: a TOML file mapping public model names to upstream deployments
+    #: (:mod:`dynaseal.gateway.routing.config`); instead of OPENAI_BASE_URL.
+    routing_file: Path | None = None
     #: The ``aud`` dynamic keys in our own format must carry.
     gateway_audience: str = DEFAULT_AUDIENCE
     #: Clock skew tolerated on ``exp`` / ``nbf`` / ``iat`` of dynamic keys.
@@ -88,6 +93,15 @@ class GatewaySettings(ServiceSettings):
                 "OPENAI_BASE_URL for a proxy that wants basic auth, or use OPENAI_API_KEY alone"
             )
         return value
+
+    @model_validator(mode="after")
+    def _one_way_to_the_upstream(self) -> Self:
+        if self.routing_file is not None and self.openai_base_url is not None:
+            raise ValueError(
+                "ROUTING_FILE and OPENAI_BASE_URL are both set: give the upstream in the "
+                'routing file (a deployment with model = "*" serves every other model)'
+            )
+        return self
 
     def rate_limits(self, tenant_limits: Mapping[str, int]) -> dict[str, int]:
         """The gateway's defaults with the tenant's own limits on top."""

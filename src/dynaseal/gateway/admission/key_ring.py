@@ -33,6 +33,8 @@ class TenantKeys:
     keys: tuple[_CachedKey, ...]
     not_before: float | None  # keys minted before this unix time are refused
     rate_limits: dict[str, int] = field(default_factory=dict)  # the tenant's own limits
+    #: The web origins the tenant's keys work from (None: any; see gateway.browser).
+    allowed_origins: frozenset[str] | None = None
 
     def active(self, now: float) -> tuple[VerificationKey, ...]:
         return tuple(c.key for c in self.keys if c.retires_at is None or c.retires_at > now)
@@ -83,7 +85,13 @@ class KeyRing:
                     _CachedKey(VerificationKey(record.kid, record.algorithm, material), retires)
                 )
         cutoff = tenant.keys_not_before.timestamp() if tenant.keys_not_before else None
-        return TenantKeys(tuple(keys), cutoff, dict(tenant.rate_limits or {}))
+        origins = tenant.allowed_origins
+        return TenantKeys(
+            tuple(keys),
+            cutoff,
+            dict(tenant.rate_limits or {}),
+            None if origins is None else frozenset(origins),
+        )
 
     def _material(self, record: TenantKey) -> Any:
         if record.public_key_pem is not None:

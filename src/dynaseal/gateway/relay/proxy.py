@@ -1,26 +1,27 @@
 """Proxying an admitted request upstream and relaying the answer to the device.
 
 Non-streaming answers are passed through byte for byte; streams are relayed event by
-event as the upstream sends them and always end with ``data: [DONE]``. Whatever
-happens — finished, upstream failure, device gone — the request is settled exactly once.
+event as the upstream sends them and end as their endpoint's streams do (chat and
+legacy completions with ``data: [DONE]``). Whatever happens — finished, upstream
+failure, device gone — the request is settled exactly once. The answer carries the
+upstream's request id as ``x-upstream-request-id``; no other upstream header reaches
+the device (its rate limits describe the operator's account).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import anyio
 import orjson
 from starlette.responses import Response, StreamingResponse
 
-from dynaseal.core.errors import APIError, error_body
-from dynaseal.gateway.admission import chat_request
+from dynaseal.core.errors import APIError
 from dynaseal.gateway.admission.gatekeeper import Admission
 from dynaseal.gateway.errors import upstream_unavailable
 from dynaseal.gateway.relay import sse
-from dynaseal.gateway.relay.transcript import Transcript
 from dynaseal.gateway.relay.upstream import Upstream, UpstreamError, UpstreamReply
 from dynaseal.gateway.settlement.measure import Status
 from dynaseal.gateway.settlement.settler import Settler
@@ -29,6 +30,12 @@ log = logging.getLogger("dynaseal.gateway")
 
 _JSON = "application/json"
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def _from_upstream(headers: Mapping[str, str]) -> dict[str, str]:
+    """The one upstream header a device sees: the upstream's own request id."""
+    request_id = headers.get("x-request-id")
+    return {"x-upstream-request-id": request_id} if request_id else {}
 
 
 def _error_reply(status_code: int, raw: bytes) -> Response:
@@ -50,10 +57,13 @@ def _error_reply(status_code: int, raw: bytes) -> Response:
 
 async def _open(upstream: Upstream, admission: Admission, settler: Settler) -> UpstreamReply:
     try:
-        return await upstream.send(admission.upstream_body)
+        return await upstream.send(
+            admission.upstream_body, path=admission.endpoint.path, attempts=admission.attempts
+        )
     except UpstreamError as exc:
         log.warning("upstream unreachable for %s: %s", admission.request_id, exc)
-        transcript = Transcript(error=str(exc))
+        transcript = admission.endpoint.transcript(admission.body)
+        transcript.error = str(exc)
         await settler.settle(admission, transcript, "failed")
         raise upstream_unavailable() from None
 
@@ -61,7 +71,7 @@ async def _open(upstream: Upstream, admission: Admission, settler: Settler) -> U
 async def complete(upstream: Upstream, admission: Admission, settler: Settler) -> Response:
     """A non-streaming completion: forward, read the answer, settle, answer."""
     reply = await _open(upstream, admission, settler)
-    transcript = Transcript()
+    transcript = admission.endpoint.transcript(admission.body)
     try:
         raw = await reply.aread()
     except UpstreamError as exc:
@@ -73,16 +83,19 @@ async def complete(upstream: Upstream, admission: Admission, settler: Settler) -
     transcript.read_completion(raw)
     if reply.status_code != 200:
         await settler.settle(admission, transcript, "failed")
-        return _error_reply(reply.status_code, raw)
-    await settler.settle(admission, transcript, "completed")
-    return Response(raw, media_type=_JSON)
+        response = _error_reply(reply.status_code, raw)
+    else:
+        await settler.settle(admission, transcript, "completed")
+        response = Response(raw, media_type=_JSON)
+    response.headers.update(_from_upstream(reply.headers))
+    return response
 
 
 async def stream(upstream: Upstream, admission: Admission, settler: Settler) -> Response:
     """A streaming completion: errors before the first byte get a normal error answer."""
     reply = await _open(upstream, admission, settler)
     if reply.status_code != 200:
-        transcript = Transcript()
+        transcript = admission.endpoint.transcript(admission.body)
         try:
             raw = await reply.aread()
         except UpstreamError:
@@ -91,8 +104,11 @@ async def stream(upstream: Upstream, admission: Admission, settler: Settler) -> 
             await reply.aclose()
         transcript.read_completion(raw)
         await settler.settle(admission, transcript, "failed")
-        return _error_reply(reply.status_code, raw)
-    return _RelayResponse(_relay(reply, admission, settler))
+        response = _error_reply(reply.status_code, raw)
+    else:
+        response = _RelayResponse(_relay(reply, admission, settler))
+    response.headers.update(_from_upstream(reply.headers))
+    return response
 
 
 class _RelayResponse(StreamingResponse):
@@ -116,7 +132,7 @@ async def _relay(
 ) -> AsyncGenerator[bytes, None]:
     """Relay events; the request is settled before the device sees ``[DONE]``, so the next
     request with the same key already finds the budget booked."""
-    transcript = Transcript(wants_usage_chunk=chat_request.wants_usage_chunk(admission.body))
+    transcript = admission.endpoint.transcript(admission.body)
     status: Status = "client_disconnected"  # unless we get to the end
     settled = False
 
@@ -141,11 +157,12 @@ async def _relay(
             log.warning("upstream stream broke for %s: %s", admission.request_id, exc)
             transcript.error = f"upstream stream broke off: {type(exc).__name__}"
             status = "failed"
-            body = error_body(
-                "The upstream broke off the stream.", "upstream_error", "upstream_unavailable"
+            yield transcript.error_frame(
+                "The upstream broke off the stream.", "upstream_unavailable"
             )
-            yield sse.frame(orjson.dumps(body))
         await finish()
-        yield sse.frame(sse.DONE)
+        closing = transcript.closing_frame()
+        if closing is not None:
+            yield closing
     finally:
         await finish()

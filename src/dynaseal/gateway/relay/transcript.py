@@ -3,6 +3,9 @@
 For streams this also decides what the device sees of each event: the extra usage
 chunk the gateway asked for is dropped when the device did not ask for it, and every
 other event is forwarded as the upstream framed it (no re-serialising).
+
+This one reads chat completions; the other endpoints' answers are read by subclasses in
+:mod:`dynaseal.gateway.endpoints`, which also frame their own errors and stream ends.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from dynaseal.core.errors import error_body
 from dynaseal.gateway.relay import sse
 
 
@@ -39,6 +43,11 @@ class Transcript:
                 self.first_token_at = time.time()
             self.parts.append(text)
 
+    @staticmethod
+    def choice_text(choice: dict[str, Any], *, streamed: bool) -> Any:
+        """The generated text of one choice (of a whole answer, or of a streamed chunk)."""
+        return (choice.get("delta" if streamed else "message") or {}).get("content")
+
     def read_completion(self, raw: bytes) -> None:
         """Read a whole (non-streaming) chat completion body."""
         try:
@@ -50,7 +59,7 @@ class Transcript:
         self._take_usage(body.get("usage"))
         for choice in body.get("choices") or []:
             if isinstance(choice, dict):
-                self._take_text((choice.get("message") or {}).get("content"))
+                self._take_text(self.choice_text(choice, streamed=False))
         if isinstance(body.get("error"), dict):
             self.error = str(body["error"].get("message"))
 
@@ -71,7 +80,15 @@ class Transcript:
         choices = chunk.get("choices") or []
         for choice in choices:
             if isinstance(choice, dict):
-                self._take_text((choice.get("delta") or {}).get("content"))
+                self._take_text(self.choice_text(choice, streamed=True))
         if not choices and chunk.get("usage") and not self.wants_usage_chunk:
             return None
         return sse.frame(data)
+
+    def error_frame(self, message: str, code: str) -> bytes:
+        """The event telling the device the stream failed after it started."""
+        return sse.frame(orjson.dumps(error_body(message, "upstream_error", code)))
+
+    def closing_frame(self) -> bytes | None:
+        """What ends the stream for the device (chat completions: ``[DONE]``)."""
+        return sse.frame(sse.DONE)

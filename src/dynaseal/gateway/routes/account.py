@@ -6,13 +6,14 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Request
-from pydantic import BaseModel, ConfigDict, NonNegativeInt
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
 
 from dynaseal.core.errors import APIError, bad_request, unauthorized
 from dynaseal.core.session_tokens import InvalidSessionToken
 from dynaseal.gateway import tenants
 from dynaseal.gateway.callbacks import outbox
 from dynaseal.gateway.deps import CurrentTenant, Services, allowed_callback_url
+from dynaseal.gateway.web_origins import WebOrigin
 from dynaseal.storage.gateway_models import Tenant
 
 router = APIRouter(tags=["tenant account"])
@@ -39,6 +40,7 @@ class TenantOut(BaseModel):
     callback_include_content: bool
     callback_include_prompt: bool
     rate_limits: dict[str, int] | None
+    allowed_origins: list[str] | None = None
     total_tokens: int
     disabled_at: datetime | None = None
     created_at: datetime
@@ -62,6 +64,9 @@ class TenantUpdate(BaseModel):
     #: Per-minute limits over the gateway's defaults: key_rpm, key_tpm, sub_rpm, sub_tpm,
     #: tenant_rpm, tenant_tpm (0 = unlimited).
     rate_limits: dict[RateLimitName, NonNegativeInt] | None = None
+    #: The web origins (``https://app.example``) the tenant's dynamic keys may be used
+    #: from; null: any. Requests without an Origin (apps, servers) are not affected.
+    allowed_origins: list[WebOrigin] | None = Field(default=None, max_length=100)
 
 
 @router.post("/user/login", response_model=TokenPair, summary="Log in as a tenant")
@@ -119,6 +124,9 @@ async def update_me(tenant: CurrentTenant, services: Services, body: TenantUpdat
             row.callback_include_content = body.callback_include_content
         if "callback_include_prompt" in given:
             row.callback_include_prompt = body.callback_include_prompt
+        if "allowed_origins" in given:
+            origins = body.allowed_origins
+            row.allowed_origins = None if origins is None else sorted(set(origins))
         if "rate_limits" in given:
             limits = body.rate_limits
             row.rate_limits = None if limits is None else (row.rate_limits or {}) | dict(limits)

@@ -95,6 +95,7 @@ def callback_payload(
         "content": transcript.content if privacy.include_content else None,
         "tokens": usage.total_tokens,
         "model": admission.model,
+        "endpoint": admission.endpoint.name,
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "usage": {
