@@ -190,7 +190,10 @@ class Router:
             await asyncio.wait_for(deployment.upstream.probe(), _PROBE_SECONDS)
         except Exception as exc:
             log.warning(
-                "not ready: deployment %s: %s: %s", deployment.name, type(exc).__name__, exc
+                "not ready: upstream deployment %s: %s: %s",
+                deployment.name,
+                type(exc).__name__,
+                exc,
             )
             return False
         return True
