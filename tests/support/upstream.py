@@ -46,6 +46,7 @@ class FakeUpstream:
     script: UpstreamScript = field(default_factory=UpstreamScript)
     requests: list[dict[str, Any]] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)  # the path of each request
+    authorizations: list[str | None] = field(default_factory=list)  # of each request
     stored: dict[str, int] = field(default_factory=dict)  # response id -> its tokens
     _lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""  # where it is served: set by the fixture that serves it
@@ -59,6 +60,7 @@ class FakeUpstream:
         with self._lock:
             self.requests.clear()
             self.paths.clear()
+            self.authorizations.clear()
             self.stored.clear()
         self.script = UpstreamScript()
 
@@ -81,6 +83,7 @@ class FakeUpstream:
         with self._lock:
             self.requests.append(body)
             self.paths.append(request.url.path)
+            self.authorizations.append(request.headers.get("authorization"))
         if endpoint not in self.script.endpoints:
             return body, upstream_apis.error(404, "Not found.", "not_found")
         if self.script.status != 200:
@@ -110,6 +113,7 @@ class FakeUpstream:
             return upstream_apis.chat_tool_call(body, tools[0]["function"]["name"], script)
         cap = body.get("max_completion_tokens") or body.get("max_tokens") or 10_000
         words = [f"w{i} " for i in range(min(script.words, cap))]
+        finish = "length" if script.words > cap else "stop"
         usage = {
             "prompt_tokens": script.prompt_tokens,
             "completion_tokens": len(words),
@@ -124,7 +128,7 @@ class FakeUpstream:
                     {
                         "index": 0,
                         "message": {"role": "assistant", "content": "".join(words)},
-                        "finish_reason": "stop",
+                        "finish_reason": finish,
                     }
                 ],
             }
@@ -158,7 +162,7 @@ class FakeUpstream:
                 yield event(
                     {"choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]}
                 )
-            yield event({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+            yield event({"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
             if include_usage and script.send_usage:
                 yield event({"choices": [], "usage": usage})
             yield b"data: [DONE]\n\n"

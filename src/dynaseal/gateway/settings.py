@@ -19,9 +19,10 @@ from pydantic import (
     model_validator,
 )
 
-from dynaseal.core.settings import NumberList, ServiceSettings
+from dynaseal.core.settings import ConfigError, NumberList, ServiceSettings
 from dynaseal.gateway.admission.rate_limits import LIMIT_NAMES
 from dynaseal.gateway.callbacks.retry import DEFAULT_RETRY_SCHEDULE
+from dynaseal.gateway.routing.config import load_routing_file
 from dynaseal.keys import DEFAULT_AUDIENCE
 
 
@@ -93,6 +94,17 @@ class GatewaySettings(ServiceSettings):
                 "upstream gets only one Authorization header: keep the credentials in "
                 "OPENAI_BASE_URL for a proxy that wants basic auth, or use OPENAI_API_KEY alone"
             )
+        return value
+
+    @field_validator("routing_file")
+    @classmethod
+    def _routing_file_is_sound(cls, value: Path | None) -> Path | None:
+        """Checked when the settings are read, so a bad file stops the start at once."""
+        if value is not None:
+            try:
+                load_routing_file(value)
+            except ConfigError as exc:
+                raise ValueError(str(exc).removeprefix("ROUTING_FILE: ")) from None
         return value
 
     @model_validator(mode="after")
