@@ -80,10 +80,12 @@ class DeviceCors:
         async def send_with_cors(message: Message) -> None:
             if message["type"] == "http.response.start":
                 sent = message.get("headers", [])
-                exposed = sorted({k.decode() for k, _ in sent if _exposed(k.decode())})
-                added = [(b"access-control-allow-origin", b"*")]
-                if exposed:
-                    added.append((b"access-control-expose-headers", ", ".join(exposed).encode()))
+                # x-request-id is added outside this middleware, on every answer.
+                exposed = {"x-request-id"} | {k.decode() for k, _ in sent if _exposed(k.decode())}
+                added = [
+                    (b"access-control-allow-origin", b"*"),
+                    (b"access-control-expose-headers", ", ".join(sorted(exposed)).encode()),
+                ]
                 message = {**message, "headers": [*sent, *added]}
             await send(message)
 

@@ -22,26 +22,28 @@ MAX_INPUTS = 2048
 
 
 def _is_tokens(value: Any) -> bool:
-    return isinstance(value, list) and all(
-        isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in value
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in value)
     )
 
 
 def input_tokens(value: Any, param: str) -> int:
     """The estimated tokens of an ``input`` (or a legacy ``prompt``): a string, a list of
     strings, a list of token ids or a list of such lists; a 400 for anything else."""
-    if isinstance(value, str):
+    if isinstance(value, str) and value:
         return estimate_text_tokens(value)
     if _is_tokens(value):
         return len(value)
     if isinstance(value, list) and value and len(value) <= MAX_INPUTS:
-        if all(isinstance(v, str) for v in value):
+        if all(isinstance(v, str) and v for v in value):
             return sum(estimate_text_tokens(v) for v in value)
         if all(_is_tokens(v) for v in value):
             return sum(len(v) for v in value)
     raise bad_request(
-        f"{param} must be a string, a list of strings, a list of token ids or a list of "
-        f"such lists (at most {MAX_INPUTS} of them).",
+        f"{param} must be a non-empty string, a list of them, a list of token ids or a list "
+        f"of such lists (at most {MAX_INPUTS} of them).",
         param=param,
     )
 
