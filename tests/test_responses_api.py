@@ -4,14 +4,11 @@ the gateway translates to and from (``translated``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import openai
 import pytest
 
 from support.callbacks import CallbackSink
-from support.routing import deployment, routed_gateway
 from support.servers import ServerThread
 from support.tenants import DEMO_MODEL, event_of, mint
 from support.upstream import FakeUpstream
@@ -23,18 +20,6 @@ WEATHER = {
     "description": "The weather in a city.",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
 }
-
-
-@pytest.fixture(scope="module")
-def chat_only_gateway(
-    tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream, sink: CallbackSink
-) -> Iterator[ServerThread]:
-    """A gateway whose one deployment serves chat completions only."""
-    routing = deployment("*", f"{upstream.url}/v1", name="chat-only", endpoints=["chat"])
-    with routed_gateway(
-        tmp_path_factory.mktemp("chat-only"), routing, callback_url=sink.url
-    ) as server:
-        yield server
 
 
 @pytest.fixture(params=["native", "translated"])
