@@ -45,7 +45,18 @@ class RequestFields(logging.Filter):
 
 
 #: The order fields appear in on a text line; JSON lines carry them as keys.
-_SHOWN = ("tenant", "event_id", "outcome", "tokens", "refusal", "refusal_reason", "client")
+_SHOWN = (
+    "tenant",
+    "event_id",
+    "outcome",
+    "tokens",
+    "refusal",
+    "refusal_reason",
+    "deployment",
+    "upstream_request_id",
+    "upstream_ratelimit",
+    "client",
+)
 
 
 def _text(value: Any) -> str:

@@ -1,18 +1,24 @@
 """The OpenAI-compatible gateway: verifies dynamic keys, budgets, proxies, reports usage.
 
-Where a chat completion goes, in request order:
+Where a request goes, in request order (every OpenAI endpoint takes the same path; what
+differs is described once per endpoint in :mod:`.endpoints`):
 
-* :mod:`.routes.chat`            - ``POST /v1/chat/completions`` reads the body
+* :mod:`.routes.device`          - ``POST /v1/chat/completions`` (``/responses``,
+  ``/embeddings``, ``/completions``) reads the body; :mod:`.device_cors` lets web pages
+  call it
 * :mod:`.admission.gatekeeper`   - **verified**: the key's signature and claims
-  (:mod:`.admission.key_ring` holds the tenant's keys), the model, the rate limits
-  (:mod:`.admission.rate_limits`, counted in :mod:`.admission.limiters`), the body
-  (:mod:`.admission.chat_request`)
+  (:mod:`.admission.key_ring` holds the tenant's keys and allowed origins), the model, the
+  rate limits (:mod:`.admission.rate_limits`, counted in :mod:`.admission.limiters`), the
+  body (the endpoint's, e.g. :mod:`.admission.chat_request`), whether an upstream serves
+  it (:meth:`.routing.router.Router.screen`)
 * :mod:`.budget`                 - **budgeted**: the key's cumulative budget is reserved
   by its store (:mod:`.budget.database`, :mod:`.budget.memory` or :mod:`.budget.redis`,
   all applying :mod:`.budget.rules`)
-* :mod:`.relay.proxy`            - **proxied**: upstream (:mod:`.relay.upstream` or
-  :mod:`.relay.offline`) and back, streams relayed event by event (:mod:`.relay.sse`,
-  :mod:`.relay.transcript`)
+* :mod:`.relay.proxy`            - **proxied**: upstream and back, streams relayed event
+  by event (:mod:`.relay.sse`, the endpoint's transcript); the upstream is the
+  :mod:`.routing` router: deployments chosen by weight, fallover before the first byte,
+  each one :mod:`.relay.upstream` or :mod:`.relay.offline`, Responses requests for
+  chat-only ones translated (:mod:`.translation`)
 * :mod:`.settlement.settler`     - **settled**: once per request, whatever ended it: the
   reservation swapped for the usage (:mod:`.settlement.measure`), the ledger row, the
   budget booking and the callback written in one transaction (:mod:`.settlement.ledger`,
