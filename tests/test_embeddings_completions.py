@@ -90,10 +90,13 @@ def test_the_usage_chunk_is_dropped_unless_asked_for(gateway: ServerThread) -> N
     assert chunks and all(c.choices for c in chunks)
 
 
-def test_every_best_of_candidate_is_reserved(gateway: ServerThread, upstream: FakeUpstream) -> None:
-    client = sdk(gateway, mint(max_tokens=60))
-    with pytest.raises(openai.RateLimitError) as refused:
-        client.completions.create(model=DEMO_MODEL, prompt="Say", max_tokens=10, best_of=6)
-    assert refused.value.code == "insufficient_quota" and upstream.count == 0
-    client.completions.create(model=DEMO_MODEL, prompt="Say", max_tokens=10, best_of=2)
-    assert upstream.count == 1
+def test_best_of_never_reaches_the_upstream(gateway: ServerThread, upstream: FakeUpstream) -> None:
+    """Its extra candidates would be generated, and paid for, beyond the reservation."""
+    answer = httpx.post(
+        gateway.url + "/v1/completions",
+        headers={"Authorization": f"Bearer {mint()}"},
+        json={"model": DEMO_MODEL, "prompt": "Say", "max_tokens": 10, "best_of": 3},
+    )
+    assert answer.status_code == 200
+    assert answer.headers["x-dynaseal-dropped-fields"] == "best_of"
+    assert "best_of" not in upstream.requests[0] and upstream.requests[0]["max_tokens"] == 10

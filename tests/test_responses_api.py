@@ -285,3 +285,18 @@ def test_a_stream_that_breaks_ends_with_an_error_event(
     assert "broke off" in failed.value.message
     [payload] = sink.wait_for(1, event_id=event_of(key))
     assert payload["status"] == "failed" and payload["content"] == "w0 w1 w2 "
+
+
+def test_a_stream_past_its_cap_is_cut_with_response_incomplete(
+    gateway: ServerThread, upstream: FakeUpstream
+) -> None:
+    upstream.script.length_fields = ()  # ignores max_output_tokens
+    events = list(
+        sdk(gateway, mint()).responses.create(
+            model=DEMO_MODEL, input="hi", stream=True, max_output_tokens=3
+        )
+    )
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert deltas == ["w0 ", "w1 ", "w2 "]
+    assert events[-1].type == "response.incomplete"
+    assert events[-1].response.incomplete_details.reason == "max_output_tokens"

@@ -39,6 +39,18 @@ class UpstreamScript:
     break_after: int | None = None  # streaming: drop the connection after N content chunks
     endpoints: frozenset[str] = ALL_ENDPOINTS  # the others answer 404, as on a real server
     tool_call: bool = False  # with tools given, the model calls the first one
+    #: The length fields it honours, first found wins (llama.cpp: n_predict, max_tokens);
+    #: () ignores them all.
+    length_fields: tuple[str, ...] = ("max_completion_tokens", "max_tokens")
+
+
+@dataclass
+class StreamRecord:
+    """What one stream sent, and how it ended."""
+
+    words_sent: int = 0
+    finished: bool = False  # sent [DONE]
+    ended: threading.Event = field(default_factory=threading.Event)  # finished or aborted
 
 
 @dataclass
@@ -48,6 +60,7 @@ class FakeUpstream:
     paths: list[str] = field(default_factory=list)  # the path of each request
     authorizations: list[str | None] = field(default_factory=list)  # of each request
     stored: dict[str, int] = field(default_factory=dict)  # response id -> its tokens
+    streams: list[StreamRecord] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""  # where it is served: set by the fixture that serves it
 
@@ -62,6 +75,7 @@ class FakeUpstream:
             self.paths.clear()
             self.authorizations.clear()
             self.stored.clear()
+            self.streams.clear()
         self.script = UpstreamScript()
 
     def app(self) -> ASGIApp:
@@ -111,7 +125,8 @@ class FakeUpstream:
         tools = body.get("tools") or []
         if script.tool_call and tools:
             return upstream_apis.chat_tool_call(body, tools[0]["function"]["name"], script)
-        cap = body.get("max_completion_tokens") or body.get("max_tokens") or 10_000
+        found = [body[name] for name in script.length_fields if body.get(name)]
+        cap = found[0] if found else 1_000_000
         words = [f"w{i} " for i in range(min(script.words, cap))]
         finish = "length" if script.words > cap else "stop"
         usage = {
@@ -137,8 +152,19 @@ class FakeUpstream:
             return JSONResponse(reply)
 
         include_usage = (body.get("stream_options") or {}).get("include_usage")
+        record = StreamRecord()
+        with self._lock:
+            self.streams.append(record)
 
         async def events():
+            try:
+                async for event in generate():
+                    yield event
+                record.finished = True
+            finally:
+                record.ended.set()
+
+        async def generate():
             def event(payload: dict[str, Any]) -> bytes:
                 chunk = {**base, "object": "chat.completion.chunk", **payload}
                 return f"data: {json.dumps(chunk)}\n\n".encode()
@@ -157,11 +183,12 @@ class FakeUpstream:
             for i, word in enumerate(words):
                 if script.break_after is not None and i >= script.break_after:
                     raise RuntimeError("upstream dies mid-stream")
-                if script.chunk_delay:
-                    await asyncio.sleep(script.chunk_delay)
+                # Even without a delay: a server that never yields cannot see its client go.
+                await asyncio.sleep(script.chunk_delay)
                 yield event(
                     {"choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]}
                 )
+                record.words_sent += 1
             yield event({"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
             if include_usage and script.send_usage:
                 yield event({"choices": [], "usage": usage})

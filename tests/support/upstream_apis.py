@@ -100,7 +100,8 @@ def responses(body: dict[str, Any], script: Any, stored: dict[str, int]) -> Resp
                 "previous_response_id",
             )
         prompt += stored[previous]
-    cap = body.get("max_output_tokens")
+    # A server that honours no length field (script.length_fields empty) ignores it too.
+    cap = body.get("max_output_tokens") if script.length_fields else None
     words = words_for(script, cap)
     tool = _calls_a_tool(body, script)
     output_tokens = len(words) if tool is None else 5

@@ -1,14 +1,15 @@
-"""FastAPI wiring both services share: route aliases, CORS, errors."""
+"""FastAPI wiring both services share: route aliases, CORS, errors, body limits."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dynaseal.core.access_log import AccessLog
+from dynaseal.core.body_limit import BodyLimit
 from dynaseal.core.errors import install_error_handlers
 from dynaseal.core.lifespan_errors import ConfigErrorsAtStartup
 from dynaseal.core.request_id import RequestIds
@@ -51,13 +52,18 @@ def configure(
     app: FastAPI,
     cors_origins: Sequence[str],
     *,
+    body_limit: int,
+    body_limits: Mapping[str, int] | None = None,
     cors_exempt: Callable[[str], bool] = lambda path: False,
 ) -> None:
     """OpenAI-format errors everywhere; CORS closed unless origins are listed (and never
     on the ``cors_exempt`` paths, which have their own); start-up configuration errors
-    logged as one line; one access line per request, each request with its id."""
+    logged as one line; one access line per request, each request with its id; request
+    bodies of at most ``body_limit`` bytes, or the limit of the route whose path ends as
+    a key of ``body_limits``."""
     install_error_handlers(app)
     app.add_middleware(ConfigErrorsAtStartup)
+    app.add_middleware(BodyLimit, default=body_limit, routes=body_limits or {})
     if cors_origins:
         app.add_middleware(_CorsExcept, exempt=cors_exempt, allow_origins=list(cors_origins))
     app.add_middleware(AccessLog)  # it sees every answer, CORS ones included

@@ -3,26 +3,32 @@
 Where a request goes, in request order (every OpenAI endpoint takes the same path; what
 differs is described once per endpoint in :mod:`.endpoints`):
 
-* :mod:`.routes.device`          - ``POST /v1/chat/completions`` (``/responses``,
-  ``/embeddings``, ``/completions``) reads the body; :mod:`.device_cors` lets web pages
-  call it
+* :mod:`dynaseal.core.body_limit` - the body's bytes counted as they arrive (413 past
+  the route's limit); :mod:`.routes.device` - ``POST /v1/chat/completions``
+  (``/responses``, ``/embeddings``, ``/completions``) reads it; :mod:`.device_cors` lets
+  web pages call it
 * :mod:`.admission.gatekeeper`   - **verified**: the key's signature and claims
   (:mod:`.admission.key_ring` holds the tenant's keys and allowed origins), the model, the
   rate limits (:mod:`.admission.rate_limits`, counted in :mod:`.admission.limiters`), the
-  body (the endpoint's, e.g. :mod:`.admission.chat_request`), whether an upstream serves
-  it (:meth:`.routing.router.Router.screen`)
+  requests in flight and a fair place in the upstream pool (:mod:`.admission.concurrency`,
+  :mod:`.relay.pool`), the body (the endpoint's, e.g. :mod:`.admission.chat_request`, its
+  depth :mod:`.admission.json_depth`, what of it goes upstream
+  :mod:`.admission.upstream_fields`), whether an upstream serves it
+  (:meth:`.routing.router.Router.screen`)
 * :mod:`.budget`                 - **budgeted**: the key's cumulative budget is reserved
   by its store (:mod:`.budget.database`, :mod:`.budget.memory` or :mod:`.budget.redis`,
   all applying :mod:`.budget.rules`)
 * :mod:`.relay.proxy`            - **proxied**: upstream and back, streams relayed event
-  by event (:mod:`.relay.sse`, the endpoint's transcript); the upstream is the
-  :mod:`.routing` router: deployments chosen by weight, fallover before the first byte,
-  each one :mod:`.relay.upstream` or :mod:`.relay.offline`, Responses requests for
-  chat-only ones translated (:mod:`.translation`)
-* :mod:`.settlement.settler`     - **settled**: once per request, whatever ended it: the
-  reservation swapped for the usage (:mod:`.settlement.measure`), the ledger row, the
-  budget booking and the callback written in one transaction (:mod:`.settlement.ledger`,
-  grouped by :mod:`.settlement.writer`)
+  by event (:mod:`.relay.sse`, the endpoint's transcript, which also cuts a stream past
+  its cap); the upstream is the :mod:`.routing` router: deployments chosen by weight,
+  fallover before the first byte, each one :mod:`.relay.upstream` or
+  :mod:`.relay.offline`, Responses requests for chat-only ones translated
+  (:mod:`.translation`)
+* :mod:`.settlement.settler`     - **settled**: once per request, whatever ended it: its
+  place in flight freed, the reservation swapped for the usage
+  (:mod:`.settlement.measure`), the ledger row, the budget booking and the callback
+  written in one transaction (:mod:`.settlement.ledger`, grouped by
+  :mod:`.settlement.writer`)
 * :mod:`.callbacks.delivery`     - **reported**: the callback is sent from the outbox
   (:mod:`.callbacks.outbox`), signed (:mod:`.callbacks.sender`), retried
   (:mod:`.callbacks.retry`)

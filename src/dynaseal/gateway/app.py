@@ -84,7 +84,14 @@ def create_app(
     )
     app.state.services = services
     app.add_middleware(DeviceCors)  # before configure(): inside the access log and ids
-    configure(app, settings.cors_origins, cors_exempt=is_device_path)
+    device_bodies = settings.max_request_bytes  # chat (and legacy) completions, responses ...
+    configure(
+        app,
+        settings.cors_origins,
+        body_limit=settings.max_body_bytes,
+        body_limits={path: device_bodies for path in ("/completions", "/responses", "/embeddings")},
+        cors_exempt=is_device_path,
+    )
     include_everywhere(
         app,
         [

@@ -11,6 +11,7 @@ from typing import Any
 
 from dynaseal.core.access_log import note
 from dynaseal.core.request_id import current_request_id
+from dynaseal.gateway.admission.concurrency import Concurrency, Slot
 from dynaseal.gateway.admission.key_ring import KeyRing, TenantKeys
 from dynaseal.gateway.admission.limiters import RateLimiter
 from dynaseal.gateway.admission.rate_limits import Scope, Verdict, scopes_for
@@ -47,6 +48,8 @@ class Admission:
     upstream_body: dict[str, Any]
     rate_scopes: list[Scope] = field(default_factory=list)
     rate_verdict: Verdict | None = None
+    slot: Slot | None = None  # its place in flight, released when it is settled
+    upstream_headers: dict[str, str] = field(default_factory=dict)  # what was dropped
     #: Which OpenAI endpoint the request is for (how its body and answer are read).
     endpoint: Endpoint = CHAT
     #: Each upstream deployment tried, in order (the router notes them).
@@ -63,7 +66,8 @@ class Admission:
         return bool(self.body.get("stream"))
 
     def response_headers(self) -> dict[str, str]:
-        return self.rate_verdict.headers() if self.rate_verdict is not None else {}
+        headers = self.rate_verdict.headers() if self.rate_verdict is not None else {}
+        return headers | self.upstream_headers
 
 
 class Gatekeeper:
@@ -75,11 +79,13 @@ class Gatekeeper:
         key_ring: KeyRing,
         budget: BudgetStore,
         limiter: RateLimiter,
+        concurrency: Concurrency,
     ) -> None:
         self._settings = settings
         self._key_ring = key_ring
         self._budget = budget
         self._limiter = limiter
+        self._concurrency = concurrency
         # token -> (the tenant keys it was verified against, its grant). A device reuses
         # its key for many requests; re-checking the signature each time is wasted work.
         self._verified: dict[str, tuple[TenantKeys, KeyGrant]] = {}
@@ -98,7 +104,7 @@ class Gatekeeper:
             and any(key.kid == grant.kid for key in current.active(now))  # not retired
         ):
             return grant, current
-        del self._verified[token]
+        self._verified.pop(token, None)  # a concurrent request may have dropped it already
         return None
 
     async def verify(
@@ -168,18 +174,31 @@ class Gatekeeper:
             if verdict.refused is not None:
                 raise verdict.error()
         demand = endpoint.demand(body)
-        reservation = await self._budget.reserve(
-            grant,
-            prompt_estimate=demand.prompt_estimate,
-            requested_cap=demand.requested_cap,
-            choices=demand.choices,
+        slot = await self._concurrency.enter(grant, tenant_keys.rate_limits)
+        try:
+            reservation = await self._budget.reserve(
+                grant,
+                prompt_estimate=demand.prompt_estimate,
+                requested_cap=demand.requested_cap,
+                choices=demand.choices,
+            )
+        except BaseException:
+            slot.release()
+            raise
+        forwarded = endpoint.upstream_body(
+            body,
+            reservation.completion_cap,
+            endpoint.allowed(tenant_keys.upstream_fields),
+            self._settings.upstream_cap_fields,
         )
         return Admission(
             grant=grant,
             reservation=reservation,
             body=body,
-            upstream_body=endpoint.upstream_body(body, reservation.completion_cap),
+            upstream_body=forwarded.body,
             rate_scopes=scopes,
             rate_verdict=verdict,
+            slot=slot,
+            upstream_headers=forwarded.headers(),
             endpoint=endpoint,
         )

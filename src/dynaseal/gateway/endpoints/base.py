@@ -14,6 +14,8 @@ from typing import Any, Literal
 import orjson
 
 from dynaseal.core.errors import bad_request
+from dynaseal.gateway.admission.json_depth import MAX_DEPTH, deeper_than
+from dynaseal.gateway.admission.upstream_fields import Forwarded
 from dynaseal.gateway.relay.transcript import Transcript
 
 EndpointName = Literal["chat", "responses", "embeddings", "completions"]
@@ -46,13 +48,28 @@ class Endpoint(ABC):
     def demand(self, body: dict[str, Any]) -> Demand:
         """What the request asks of the key's budgets."""
 
-    @abstractmethod
-    def upstream_body(self, body: dict[str, Any], cap: int) -> dict[str, Any]:
-        """The body sent upstream: the device's, with the granted cap forwarded."""
+    #: What the gateway itself reads and rewrites: always forwarded.
+    always: frozenset[str]
+    #: What else passes when the tenant set no list of its own (``upstream_fields``).
+    default_fields: frozenset[str]
+
+    def allowed(self, tenant_fields: frozenset[str] | None) -> frozenset[str]:
+        """The fields that may reach the upstream, by the tenant's list or the default."""
+        return self.always | (self.default_fields if tenant_fields is None else tenant_fields)
 
     @abstractmethod
-    def transcript(self, body: dict[str, Any]) -> Transcript:
-        """A reader of the answer (text, usage, errors) for this request."""
+    def upstream_body(
+        self, body: dict[str, Any], cap: int, allowed: frozenset[str], cap_fields: list[str]
+    ) -> Forwarded:
+        """The body sent upstream: the allowed fields, every length field at the granted
+        cap (``cap_fields`` set on every request), and usage asked for."""
+
+    @abstractmethod
+    def transcript(
+        self, body: dict[str, Any], *, cap: int | None = None, content_limit: int = 65_536
+    ) -> Transcript:
+        """A reader of the answer (text, usage, errors) for this request; a stream past
+        ``cap`` tokens per choice is cut."""
 
 
 def json_object(raw: bytes, what: str) -> dict[str, Any]:
@@ -65,6 +82,8 @@ def json_object(raw: bytes, what: str) -> dict[str, Any]:
         raise bad_request("The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.")
+    if deeper_than(body, MAX_DEPTH):
+        raise bad_request(f"The request nests more than {MAX_DEPTH} levels deep.")
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise bad_request("model is required and must be a string.", param="model")

@@ -1,15 +1,17 @@
 """``POST /v1/completions``, OpenAI's legacy text completions.
 
-As at OpenAI, ``max_tokens`` defaults to 16; ``best_of`` candidates are generated (and
-paid for) whether or not they are returned, so each one reserves ``max_tokens``.
+As at OpenAI, ``max_tokens`` defaults to 16. ``best_of`` never reaches the upstream
+(:data:`~dynaseal.gateway.admission.upstream_fields.NEVER_FORWARDED`: its candidates would
+be generated, and paid for, beyond the reservation).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from dynaseal.core.errors import bad_request
+from dynaseal.gateway.admission.upstream_fields import Forwarded, forward
 from dynaseal.gateway.endpoints.base import (
     Demand,
     Endpoint,
@@ -30,14 +32,35 @@ _MAX_CHOICES = 20
 class CompletionsTranscript(Transcript):
     """Legacy completions carry their text in ``choices[].text``, whole or streamed."""
 
+    CHUNK_OBJECT: ClassVar[str] = "text_completion"
+
     @staticmethod
-    def choice_text(choice: dict[str, Any], *, streamed: bool) -> Any:
-        return choice.get("text")
+    def generated(choice: dict[str, Any], *, streamed: bool) -> Any:
+        text = choice.get("text")
+        return {"content": text} if isinstance(text, str) else None
+
+    @staticmethod
+    def length_choice(index: int) -> dict[str, Any]:
+        return {"index": index, "text": "", "finish_reason": "length", "logprobs": None}
 
 
 class Completions(Endpoint):
     name = "completions"
     path = "/completions"
+    always = frozenset({"model", "prompt", "max_tokens", "stream", "stream_options", "n"})
+    default_fields = always | {
+        "suffix",
+        "echo",
+        "temperature",
+        "top_p",
+        "frequency_penalty",
+        "presence_penalty",
+        "stop",
+        "seed",
+        "logit_bias",
+        "logprobs",
+        "user",
+    }
 
     def parse(self, raw: bytes) -> dict[str, Any]:
         body = json_object(raw, "completion")
@@ -58,19 +81,27 @@ class Completions(Endpoint):
     def demand(self, body: dict[str, Any]) -> Demand:
         prompt = input_tokens(body.get("prompt"), "prompt")
         prompt += estimate_text_tokens(body.get("suffix") or "")
-        choices = max(body.get("n") or 1, body.get("best_of") or 1)
-        return Demand(prompt, body.get("max_tokens") or DEFAULT_MAX_TOKENS, choices)
+        return Demand(prompt, body.get("max_tokens") or DEFAULT_MAX_TOKENS, body.get("n") or 1)
 
-    def upstream_body(self, body: dict[str, Any], cap: int) -> dict[str, Any]:
-        forwarded = {**body, "max_tokens": cap}
+    def upstream_body(
+        self, body: dict[str, Any], cap: int, allowed: frozenset[str], cap_fields: list[str]
+    ) -> Forwarded:
+        forwarded = forward({**body, "max_tokens": cap}, cap, allowed, cap_fields)
         if body.get("stream"):
             options = body.get("stream_options") or {}
-            forwarded["stream_options"] = {**options, "include_usage": True}
+            forwarded.body["stream_options"] = {**options, "include_usage": True}
         return forwarded
 
-    def transcript(self, body: dict[str, Any]) -> Transcript:
+    def transcript(
+        self, body: dict[str, Any], *, cap: int | None = None, content_limit: int = 65_536
+    ) -> Transcript:
         asked = bool((body.get("stream_options") or {}).get("include_usage"))
-        return CompletionsTranscript(wants_usage_chunk=asked)
+        return CompletionsTranscript(
+            wants_usage_chunk=asked,
+            cap=cap,
+            choices_asked=body.get("n") or 1,
+            content_limit=content_limit,
+        )
 
 
 COMPLETIONS = Completions()

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from dynaseal.core.errors import bad_request
+from dynaseal.gateway.admission.upstream_fields import Forwarded, forward
 from dynaseal.gateway.endpoints.base import Demand, Endpoint, json_object, positive_int
 from dynaseal.gateway.relay.token_estimate import estimate_text_tokens
 from dynaseal.gateway.relay.transcript import Transcript
@@ -69,6 +70,8 @@ class EmbeddingsTranscript(Transcript):
 class Embeddings(Endpoint):
     name = "embeddings"
     path = "/embeddings"
+    always = frozenset({"model", "input", "encoding_format", "dimensions"})
+    default_fields = always | {"user"}
 
     def parse(self, raw: bytes) -> dict[str, Any]:
         body = json_object(raw, "embeddings")
@@ -85,10 +88,14 @@ class Embeddings(Endpoint):
     def demand(self, body: dict[str, Any]) -> Demand:
         return Demand(input_tokens(body["input"], "input"), requested_cap=0)
 
-    def upstream_body(self, body: dict[str, Any], cap: int) -> dict[str, Any]:
-        return body
+    def upstream_body(
+        self, body: dict[str, Any], cap: int, allowed: frozenset[str], cap_fields: list[str]
+    ) -> Forwarded:
+        return forward(body, cap, allowed, cap_field=None)
 
-    def transcript(self, body: dict[str, Any]) -> Transcript:
+    def transcript(
+        self, body: dict[str, Any], *, cap: int | None = None, content_limit: int = 65_536
+    ) -> Transcript:
         return EmbeddingsTranscript()
 
 

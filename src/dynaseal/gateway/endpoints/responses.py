@@ -9,12 +9,13 @@ are refused: the gateway could never settle what they use.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from dynaseal.core.errors import bad_request
+from dynaseal.gateway.admission.upstream_fields import Forwarded, forward
 from dynaseal.gateway.endpoints.base import (
     Demand,
     Endpoint,
@@ -72,11 +73,25 @@ def event_frame(data: bytes, event: str) -> bytes:
     return b"event: " + event.encode() + b"\n" + sse.frame(data)
 
 
+#: Events carrying generated text of some kind: what counts against the cap.
+GENERATED_DELTAS = frozenset(
+    {
+        "response.output_text.delta",
+        "response.refusal.delta",
+        "response.function_call_arguments.delta",
+        "response.reasoning_text.delta",
+        "response.reasoning_summary_text.delta",
+    }
+)
+
+
 @dataclass(slots=True)
 class ResponsesTranscript(Transcript):
-    """Reads a response, whole or as its stream of semantic events."""
+    """Reads a response, whole or as its stream of semantic events; a stream generating
+    past the cap is cut with ``response.incomplete``."""
 
     sequence_number: int = -1
+    response: dict[str, Any] = field(default_factory=dict)  # as response.created gave it
 
     def _take_response(self, response: Any) -> None:
         if not isinstance(response, dict):
@@ -94,7 +109,9 @@ class ResponsesTranscript(Transcript):
         if not isinstance(body, dict):
             return
         self._take_response(body)
-        self._take_text(output_text(body))
+        text = output_text(body)
+        self._choice(0).generated_bytes += len(text.encode())
+        self._keep(text)
 
     def relay_event(self, data: bytes) -> bytes | None:
         try:
@@ -106,8 +123,17 @@ class ResponsesTranscript(Transcript):
         kind = event["type"]
         if isinstance(event.get("sequence_number"), int):
             self.sequence_number = event["sequence_number"]
-        if kind == "response.output_text.delta":
-            self._take_text(event.get("delta"))
+        if kind in GENERATED_DELTAS and isinstance(delta := event.get("delta"), str):
+            generated = self._choice(0)
+            generated.pieces += 1
+            generated.generated_bytes += len(delta.encode())
+            if self._over_cap(generated):
+                self.past_cap = True
+                return None
+            if kind == "response.output_text.delta":
+                self._keep(delta)
+        elif kind == "response.created" and isinstance(event.get("response"), dict):
+            self.response = event["response"]
         elif kind in FINAL_EVENTS:
             self._take_response(event.get("response"))
         elif kind == "error":
@@ -116,20 +142,25 @@ class ResponsesTranscript(Transcript):
             self.error = str(found or "error")
         return event_frame(data, kind)
 
+    def _event(self, kind: str, **fields: Any) -> bytes:
+        self.sequence_number += 1
+        event = {"type": kind, "sequence_number": self.sequence_number, **fields}
+        return event_frame(orjson.dumps(event), kind)
+
+    def length_finish(self) -> bytes:
+        """The response cut at the cap: ``response.incomplete`` (``max_output_tokens``)."""
+        response = {
+            **self.response,
+            "status": "incomplete",
+            "incomplete_details": {"reason": "max_output_tokens"},
+        }
+        return self._event("response.incomplete", response=response)
+
     def error_frame(self, message: str, code: str) -> bytes:
         """OpenAI's ``error`` event: its documented fields, and the nested ``error`` the
         API really sends (which makes the SDKs raise)."""
-        self.sequence_number += 1
         error = {"type": "upstream_error", "code": code, "message": message, "param": None}
-        event = {
-            "type": "error",
-            "code": code,
-            "message": message,
-            "param": None,
-            "sequence_number": self.sequence_number,
-            "error": error,
-        }
-        return event_frame(orjson.dumps(event), "error")
+        return self._event("error", code=code, message=message, param=None, error=error)
 
     def closing_frame(self) -> bytes | None:
         return None  # a Responses stream ends with its final event, no [DONE]
@@ -144,6 +175,25 @@ _REFUSED = {
 class Responses(Endpoint):
     name = "responses"
     path = "/responses"
+    #: ``store`` always passes: dropping ``store: false`` would have OpenAI keep the
+    #: conversation (its default is to store it).
+    always = frozenset({"model", "input", "instructions", "stream", "max_output_tokens", "store"})
+    default_fields = always | {
+        "previous_response_id",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "temperature",
+        "top_p",
+        "text",
+        "reasoning",
+        "truncation",
+        "include",
+        "user",
+        "safety_identifier",
+        "prompt_cache_key",
+        "stream_options",
+    }
 
     def parse(self, raw: bytes) -> dict[str, Any]:
         body = json_object(raw, "Responses API")
@@ -159,9 +209,9 @@ class Responses(Endpoint):
             raise bad_request("instructions must be a string.", param="instructions")
         if body.get("tools") is not None and not isinstance(body["tools"], list):
             raise bad_request("tools must be a list.", param="tools")
-        for field, message in _REFUSED.items():
-            if body.get(field):
-                raise bad_request(message, param=field)
+        for name, message in _REFUSED.items():
+            if body.get(name):
+                raise bad_request(message, param=name)
         check_stream_flag(body)
         positive_int(body, "max_output_tokens")
         return body
@@ -177,11 +227,15 @@ class Responses(Endpoint):
         }
         return Demand(estimate_prompt_tokens(shaped), body.get("max_output_tokens"))
 
-    def upstream_body(self, body: dict[str, Any], cap: int) -> dict[str, Any]:
-        return {**body, "max_output_tokens": cap}
+    def upstream_body(
+        self, body: dict[str, Any], cap: int, allowed: frozenset[str], cap_fields: list[str]
+    ) -> Forwarded:
+        return forward(body, cap, allowed, cap_fields, cap_field="max_output_tokens")
 
-    def transcript(self, body: dict[str, Any]) -> Transcript:
-        return ResponsesTranscript()
+    def transcript(
+        self, body: dict[str, Any], *, cap: int | None = None, content_limit: int = 65_536
+    ) -> Transcript:
+        return ResponsesTranscript(wants_usage_chunk=False, cap=cap, content_limit=content_limit)
 
 
 RESPONSES = Responses()

@@ -27,16 +27,6 @@ Authorization = Annotated[str | None, Header()]
 Origin = Annotated[str | None, Header()]
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise APIError(413, f"The request body is larger than {limit} bytes.", code="too_large")
-    body = await request.body()
-    if len(body) > limit:
-        raise APIError(413, f"The request body is larger than {limit} bytes.", code="too_large")
-    return body
-
-
 def _relayed(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
     """The route of one endpoint: verify the key, reserve its budget, proxy upstream,
     settle and report usage.
@@ -56,7 +46,7 @@ def _relayed(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
             )
         authorization = request.headers.get("authorization")
         try:
-            raw = await _read_body(request, services.settings.max_request_bytes)
+            raw = await request.body()  # at most MAX_REQUEST_BYTES: core.body_limit counts it
             admission = await services.gatekeeper.admit(
                 authorization,
                 raw,
@@ -70,7 +60,7 @@ def _relayed(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
         grant = admission.grant
         note(tenant=grant.tenant_id, event_id=grant.event_id)
         relay = proxy.stream if admission.stream else proxy.complete
-        response = await relay(services.upstream, admission, services.settler)
+        response = await relay(services.upstream, admission, services.settler, services.relay)
         response.headers.update(admission.response_headers())
         return response
 

@@ -19,9 +19,10 @@ from dynaseal.gateway.routing.router import Router
 from dynaseal.gateway.settings import GatewaySettings
 
 
-def build_router(settings: GatewaySettings) -> Router:
+def build_router(settings: GatewaySettings, connections: int) -> Router:
+    """``connections``: the size of each deployment's connection pool."""
     if settings.routing_file is not None:
-        return _from_file(settings)
+        return _from_file(settings, connections)
     if settings.openai_base_url is None:
         offline = Deployment("offline", ANY_MODEL, OfflineUpstream(), frozenset({"chat"}))
         return Router([offline], RouterPolicy(max_attempts=1))
@@ -30,13 +31,13 @@ def build_router(settings: GatewaySettings) -> Router:
         str(settings.openai_base_url),
         api_key.get_secret_value() if api_key else None,
         timeout=settings.upstream_timeout_seconds,
-        max_connections=settings.upstream_max_connections,
+        max_connections=connections,
     )
     default = Deployment("default", ANY_MODEL, upstream, frozenset(ENDPOINT_NAMES))
     return Router([default], RouterPolicy(max_attempts=1))
 
 
-def _from_file(settings: GatewaySettings) -> Router:
+def _from_file(settings: GatewaySettings, connections: int) -> Router:
     assert settings.routing_file is not None
     routing = load_routing_file(settings.routing_file)
     policy = routing.router
@@ -47,7 +48,7 @@ def _from_file(settings: GatewaySettings) -> Router:
             str(config.base_url),
             key,
             timeout=config.timeout_seconds or settings.upstream_timeout_seconds,
-            max_connections=settings.upstream_max_connections,
+            max_connections=connections,
         )
         deployments.append(
             Deployment(

@@ -4,7 +4,7 @@ The ledger records which OpenAI endpoint each request used and every upstream
 deployment it tried; a tenant may restrict the web origins its keys work from.
 
 Revision ID: 9b7e3c1d5a20
-Revises: d0adb5e0f19c
+Revises: 4cd4a7dde0f2
 Create Date: 2026-11-28 14:05:00.000000
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "9b7e3c1d5a20"
-down_revision: str | Sequence[str] | None = "d0adb5e0f19c"
+down_revision: str | Sequence[str] | None = "4cd4a7dde0f2"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
