@@ -5,18 +5,20 @@ request, reads the status and the ``x-dynaseal-refusal`` header off the response
 and logs one line on ``dynaseal.access`` when the response ended — after the last chunk
 of a stream. Routes add what only they know (tenant, event id, tokens, their own request
 id) with :func:`note`; lines logged while a request is served carry its request id
-(:class:`RequestFields`), so "dynamic key refused: …" is tied to its access line.
+(:class:`RequestFields`), so "dynamic key refused: …" is tied to its access line. The
+request id is the one :mod:`.request_id` gave the request (its ``x-request-id``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
 from contextvars import ContextVar
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dynaseal.core.request_id import current_request_id
 
 log = logging.getLogger("dynaseal.access")
 
@@ -43,7 +45,18 @@ class RequestFields(logging.Filter):
 
 
 #: The order fields appear in on a text line; JSON lines carry them as keys.
-_SHOWN = ("tenant", "event_id", "outcome", "tokens", "refusal", "refusal_reason", "client")
+_SHOWN = (
+    "tenant",
+    "event_id",
+    "outcome",
+    "tokens",
+    "refusal",
+    "refusal_reason",
+    "deployment",
+    "upstream_request_id",
+    "upstream_ratelimit",
+    "client",
+)
 
 
 def _text(value: Any) -> str:
@@ -61,7 +74,7 @@ class AccessLog:
         if scope["type"] != "http" or not log.isEnabledFor(logging.INFO):
             await self.app(scope, receive, send)
             return
-        fields: dict[str, Any] = {"request_id": f"req_{uuid.uuid4().hex}"}
+        fields: dict[str, Any] = {"request_id": current_request_id()}
         token = _fields.set(fields)
         started = time.perf_counter()
         status = 500  # what the client gets if the app fails before answering

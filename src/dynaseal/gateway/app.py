@@ -16,13 +16,14 @@ from dynaseal.core.server_secret import ServerSecret
 from dynaseal.core.settings import load_settings
 from dynaseal.core.startup import create_if_absent, wait_for
 from dynaseal.gateway import console, demo_data, health, shared_state, tenants
+from dynaseal.gateway.device_cors import DeviceCors, is_device_path
 from dynaseal.gateway.routes import (
     account,
     admin,
     api_keys,
-    chat,
     chat_docs,
     deliveries,
+    device,
     revocations,
     usage,
 )
@@ -82,16 +83,19 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = services
+    app.add_middleware(DeviceCors)  # before configure(): inside the access log and ids
+    device_bodies = settings.max_request_bytes  # chat (and legacy) completions, responses ...
     configure(
         app,
         settings.cors_origins,
         body_limit=settings.max_body_bytes,
-        body_limits={"/chat/completions": settings.max_request_bytes},
+        body_limits={path: device_bodies for path in ("/completions", "/responses", "/embeddings")},
+        cors_exempt=is_device_path,
     )
     include_everywhere(
         app,
         [
-            chat.router,
+            device.router,
             account.router,
             api_keys.router,
             revocations.router,

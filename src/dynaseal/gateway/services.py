@@ -25,9 +25,9 @@ from dynaseal.gateway.callbacks.url_policy import CallbackPolicy
 from dynaseal.gateway.exclusive import ExclusiveUse
 from dynaseal.gateway.refusals import RefusalCounter
 from dynaseal.gateway.relay import pool
-from dynaseal.gateway.relay.offline import OfflineUpstream
 from dynaseal.gateway.relay.proxy import RelaySettings
-from dynaseal.gateway.relay.upstream import HttpUpstream, Upstream
+from dynaseal.gateway.routing.build import build_router
+from dynaseal.gateway.routing.router import Router
 from dynaseal.gateway.secrets_box import SecretsBox
 from dynaseal.gateway.settings import GatewaySettings
 from dynaseal.gateway.settlement.settler import Settler
@@ -35,18 +35,6 @@ from dynaseal.gateway.settlement.writer import LedgerWriter
 from dynaseal.storage import Database
 
 SESSION_AUDIENCE = "dynaseal-gateway-session"
-
-
-def _upstream(settings: GatewaySettings, connections: int) -> Upstream:
-    if settings.openai_base_url is None:
-        return OfflineUpstream()
-    api_key = settings.openai_api_key
-    return HttpUpstream(
-        str(settings.openai_base_url),
-        api_key.get_secret_value() if api_key else None,
-        timeout=settings.upstream_timeout_seconds,
-        max_connections=connections,
-    )
 
 
 def _concurrency(settings: GatewaySettings) -> Concurrency:
@@ -91,7 +79,7 @@ class GatewayServices:
     gatekeeper: Gatekeeper
     concurrency: Concurrency
     settler: Settler
-    upstream: Upstream
+    upstream: Router
     relay: RelaySettings
     delivery: DeliveryWorker
     sessions: SessionTokens
@@ -141,7 +129,7 @@ class GatewayServices:
             gatekeeper=Gatekeeper(settings, key_ring, budget, limiter, concurrency),
             concurrency=concurrency,
             settler=Settler(budget, limiter, ledger),
-            upstream=_upstream(settings, concurrency.pool.capacity),
+            upstream=build_router(settings, concurrency.pool.capacity),
             relay=RelaySettings(
                 content_limit=settings.callback_content_max_chars,
                 write_timeout=settings.client_write_timeout_seconds,

@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from dynaseal.core.access_log import note
-from dynaseal.gateway.admission import chat_request
+from dynaseal.core.request_id import current_request_id
 from dynaseal.gateway.admission.concurrency import Concurrency, Slot
 from dynaseal.gateway.admission.key_ring import KeyRing, TenantKeys
 from dynaseal.gateway.admission.limiters import RateLimiter
 from dynaseal.gateway.admission.rate_limits import Scope, Verdict, scopes_for
 from dynaseal.gateway.budget.rules import Reservation
 from dynaseal.gateway.budget.store import BudgetStore
-from dynaseal.gateway.errors import invalid_key, model_not_allowed
-from dynaseal.gateway.relay.token_estimate import estimate_prompt_tokens
+from dynaseal.gateway.endpoints.base import Endpoint, EndpointName
+from dynaseal.gateway.endpoints.chat import CHAT
+from dynaseal.gateway.errors import invalid_key, model_not_allowed, origin_not_allowed
+from dynaseal.gateway.relay.attempts import Attempt
 from dynaseal.gateway.settings import GatewaySettings
 from dynaseal.keys import InvalidKey, KeyGrant, peek_key, verify_key
 
@@ -48,7 +50,11 @@ class Admission:
     rate_verdict: Verdict | None = None
     slot: Slot | None = None  # its place in flight, released when it is settled
     upstream_headers: dict[str, str] = field(default_factory=dict)  # what was dropped
-    request_id: str = field(default_factory=lambda: f"req_{uuid.uuid4().hex}")
+    #: Which OpenAI endpoint the request is for (how its body and answer are read).
+    endpoint: Endpoint = CHAT
+    #: Each upstream deployment tried, in order (the router notes them).
+    attempts: list[Attempt] = field(default_factory=list)
+    request_id: str = field(default_factory=current_request_id)
     started_at: float = field(default_factory=time.time)
 
     @property
@@ -101,9 +107,19 @@ class Gatekeeper:
         self._verified.pop(token, None)  # a concurrent request may have dropped it already
         return None
 
-    async def verify(self, authorization: str | None) -> tuple[KeyGrant, TenantKeys]:
+    async def verify(
+        self, authorization: str | None, origin: str | None = None
+    ) -> tuple[KeyGrant, TenantKeys]:
         """What the key grants (and its tenant's keys), or the one generic 401; the log
-        says why."""
+        says why. A request from a web page (``origin``) is refused with 403 unless the
+        tenant lets its keys work from there."""
+        grant, tenant_keys = await self._verify(authorization)
+        allowed = tenant_keys.allowed_origins
+        if origin is not None and allowed is not None and origin not in allowed:
+            raise origin_not_allowed(origin)
+        return grant, tenant_keys
+
+    async def _verify(self, authorization: str | None) -> tuple[KeyGrant, TenantKeys]:
         settings = self._settings
         token = bearer_token(authorization)
         cached = await self._still_valid(token)
@@ -134,32 +150,45 @@ class Gatekeeper:
         self._verified[token] = (tenant_keys, grant)
         return grant, tenant_keys
 
-    async def admit(self, authorization: str | None, raw_body: bytes) -> Admission:
-        grant, tenant_keys = await self.verify(authorization)
-        body = chat_request.parse_chat_body(raw_body)
+    async def admit(
+        self,
+        authorization: str | None,
+        raw_body: bytes,
+        endpoint: Endpoint = CHAT,
+        *,
+        origin: str | None = None,
+        screen: Callable[[EndpointName, dict[str, Any]], None] | None = None,
+    ) -> Admission:
+        """Admit a request to ``endpoint``; ``screen`` refuses (400) what no upstream can
+        serve, before anything is reserved."""
+        grant, tenant_keys = await self.verify(authorization, origin)
+        body = endpoint.parse(raw_body)
         if not grant.allows_model(body["model"]):
             raise model_not_allowed(body["model"])
+        if screen is not None:
+            screen(endpoint.name, body)
         scopes = scopes_for(grant, self._settings.rate_limits(tenant_keys.rate_limits))
         verdict = None
         if scopes:
             verdict = await self._limiter.admit(scopes)
             if verdict.refused is not None:
                 raise verdict.error()
+        demand = endpoint.demand(body)
         slot = await self._concurrency.enter(grant, tenant_keys.rate_limits)
         try:
             reservation = await self._budget.reserve(
                 grant,
-                prompt_estimate=estimate_prompt_tokens(body),
-                requested_cap=chat_request.requested_cap(body),
-                choices=body.get("n") or 1,
+                prompt_estimate=demand.prompt_estimate,
+                requested_cap=demand.requested_cap,
+                choices=demand.choices,
             )
         except BaseException:
             slot.release()
             raise
-        forwarded = chat_request.upstream_body(
+        forwarded = endpoint.upstream_body(
             body,
             reservation.completion_cap,
-            tenant_keys.upstream_fields,
+            endpoint.allowed(tenant_keys.upstream_fields),
             self._settings.upstream_cap_fields,
         )
         return Admission(
@@ -171,4 +200,5 @@ class Gatekeeper:
             rate_verdict=verdict,
             slot=slot,
             upstream_headers=forwarded.headers(),
+            endpoint=endpoint,
         )

@@ -14,6 +14,7 @@ from dynaseal.gateway import tenants
 from dynaseal.gateway.admission.upstream_fields import allowed_fields, valid_field_name
 from dynaseal.gateway.callbacks import outbox
 from dynaseal.gateway.deps import CurrentTenant, Services, allowed_callback_url
+from dynaseal.gateway.web_origins import WebOrigin
 from dynaseal.storage.gateway_models import Tenant
 
 router = APIRouter(tags=["tenant account"])
@@ -52,6 +53,7 @@ class TenantOut(BaseModel):
     rate_limits: dict[str, int] | None
     #: The request fields passed on to the upstream (the default list unless set).
     upstream_fields: list[str]
+    allowed_origins: list[str] | None = None
     total_tokens: int
     disabled_at: datetime | None = None
     created_at: datetime
@@ -81,6 +83,9 @@ class TenantUpdate(BaseModel):
     #: sub_rpm, sub_tpm, tenant_rpm, tenant_tpm; in flight at once key_concurrency,
     #: sub_concurrency, tenant_concurrency.
     rate_limits: dict[RateLimitName, NonNegativeInt] | None = None
+    #: The web origins (``https://app.example``) the tenant's dynamic keys may be used
+    #: from; null: any. Requests without an Origin (apps, servers) are not affected.
+    allowed_origins: list[WebOrigin] | None = Field(default=None, max_length=100)
     #: The request fields passed on to the upstream, replacing the default list (model,
     #: messages, stream, n and the token caps always pass; length fields are capped);
     #: null restores the default.
@@ -150,6 +155,9 @@ async def update_me(tenant: CurrentTenant, services: Services, body: TenantUpdat
             row.callback_include_content = body.callback_include_content
         if "callback_include_prompt" in given:
             row.callback_include_prompt = body.callback_include_prompt
+        if "allowed_origins" in given:
+            origins = body.allowed_origins
+            row.allowed_origins = None if origins is None else sorted(set(origins))
         if "rate_limits" in given:
             limits = body.rate_limits
             row.rate_limits = None if limits is None else (row.rate_limits or {}) | dict(limits)

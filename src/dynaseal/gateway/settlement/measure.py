@@ -95,6 +95,7 @@ def callback_payload(
         "content_truncated": privacy.include_content and transcript.content_truncated,
         "tokens": usage.total_tokens,
         "model": admission.model,
+        "endpoint": admission.endpoint.name,
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "usage": {
