@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from dynaseal import __version__
+from dynaseal.core import tracing
 from dynaseal.core.http import configure, include_everywhere
 from dynaseal.core.server_secret import ServerSecret
 from dynaseal.core.settings import load_settings
@@ -51,6 +52,7 @@ def create_app(
     Unless ``prepared`` (the caller ran :func:`prepare`), the start-up does the one-time
     set-up itself: schema of an empty database, admin account, demo tenant.
     """
+    tracing.start(settings.tracing, "dynaseal-gateway")
     services = GatewayServices.build(settings, allow_loopback=demo)
 
     @asynccontextmanager
@@ -80,9 +82,10 @@ def create_app(
         version=__version__,
         summary="OpenAI-compatible gateway that enforces dynamic keys and reports usage.",
         lifespan=lifespan,
+        **tracing.fastapi_options(),
     )
     app.state.services = services
-    configure(app, settings.cors_origins)
+    configure(app, settings, services.metrics)
     include_everywhere(
         app,
         [

@@ -7,8 +7,9 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from dynaseal.core import tracing
 from dynaseal.core.access_log import note
 from dynaseal.gateway.admission import chat_request
 from dynaseal.gateway.admission.key_ring import KeyRing, TenantKeys
@@ -20,6 +21,9 @@ from dynaseal.gateway.errors import invalid_key, model_not_allowed
 from dynaseal.gateway.relay.token_estimate import estimate_prompt_tokens
 from dynaseal.gateway.settings import GatewaySettings
 from dynaseal.keys import InvalidKey, KeyGrant, peek_key, verify_key
+
+if TYPE_CHECKING:
+    from dynaseal.gateway.metrics import GatewayMetrics
 
 log = logging.getLogger("dynaseal.gateway")
 
@@ -69,11 +73,13 @@ class Gatekeeper:
         key_ring: KeyRing,
         budget: BudgetStore,
         limiter: RateLimiter,
+        metrics: GatewayMetrics,
     ) -> None:
         self._settings = settings
         self._key_ring = key_ring
         self._budget = budget
         self._limiter = limiter
+        self._metrics = metrics
         # token -> (the tenant keys it was verified against, its grant). A device reuses
         # its key for many requests; re-checking the signature each time is wasted work.
         self._verified: dict[str, tuple[TenantKeys, KeyGrant]] = {}
@@ -95,6 +101,7 @@ class Gatekeeper:
         del self._verified[token]
         return None
 
+    @tracing.traced("dynaseal.verify_key")
     async def verify(self, authorization: str | None) -> tuple[KeyGrant, TenantKeys]:
         """What the key grants (and its tenant's keys), or the one generic 401; the log
         says why."""
@@ -136,15 +143,17 @@ class Gatekeeper:
         scopes = scopes_for(grant, self._settings.rate_limits(tenant_keys.rate_limits))
         verdict = None
         if scopes:
-            verdict = await self._limiter.admit(scopes)
+            with tracing.span("dynaseal.rate_limit"):
+                verdict = await self._limiter.admit(scopes)
             if verdict.refused is not None:
                 raise verdict.error()
-        reservation = await self._budget.reserve(
-            grant,
-            prompt_estimate=estimate_prompt_tokens(body),
-            requested_cap=chat_request.requested_cap(body),
-            choices=body.get("n") or 1,
-        )
+        with self._metrics.budget_call("reserve"):
+            reservation = await self._budget.reserve(
+                grant,
+                prompt_estimate=estimate_prompt_tokens(body),
+                requested_cap=chat_request.requested_cap(body),
+                choices=body.get("n") or 1,
+            )
         return Admission(
             grant=grant,
             reservation=reservation,
