@@ -8,8 +8,8 @@ variables configure the rest: ``OTEL_EXPORTER_OTLP_ENDPOINT`` (default
 work done in the background after the answer (ledger commits, callbacks) has traces of
 its own.
 
-Off, nothing of the SDK is imported and :func:`span` hands back one shared no-op context
-manager: a stage costs a global read.
+Off, neither the SDK's tracing nor an exporter is imported, and :func:`span` hands back
+one shared no-op context manager: a stage costs a global read.
 """
 
 from __future__ import annotations
