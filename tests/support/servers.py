@@ -19,15 +19,21 @@ def free_port() -> int:
 
 
 class ServerThread:
-    """A uvicorn server on 127.0.0.1:<port>, started and stopped from sync test code."""
+    """A uvicorn server on <host>:<port> (127.0.0.1 unless told), started and stopped from
+    sync test code. ``config`` goes to uvicorn: ``loop="asyncio"`` makes the app's name
+    lookups go through ``socket.getaddrinfo``, where a test can answer them (uvloop's
+    bypass it); ``ssl_certfile`` and ``ssl_keyfile`` serve https."""
 
-    def __init__(self, app: Any, port: int | None = None) -> None:
+    def __init__(
+        self, app: Any, port: int | None = None, *, host: str = "127.0.0.1", **config: Any
+    ) -> None:
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        scheme = "https" if "ssl_certfile" in config else "http"
+        self.url = f"{scheme}://{host}:{self.port}"
+        settings = uvicorn.Config(
+            app, host=host, port=self.port, log_level="warning", lifespan="on", **config
         )
-        self.server = uvicorn.Server(config)
+        self.server = uvicorn.Server(settings)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def start(self) -> ServerThread:
@@ -45,8 +51,8 @@ class ServerThread:
 
 
 @contextmanager
-def serve(app: Any, port: int | None = None) -> Iterator[ServerThread]:
-    server = ServerThread(app, port).start()
+def serve(app: Any, port: int | None = None, **options: Any) -> Iterator[ServerThread]:
+    server = ServerThread(app, port, **options).start()
     try:
         yield server
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, cast
 
 from fastapi import Depends, Request
@@ -12,6 +13,8 @@ from dynaseal.core.session_tokens import InvalidSessionToken
 from dynaseal.gateway.callbacks.url_policy import CallbackURLRefused, check_callback_url
 from dynaseal.gateway.services import GatewayServices
 from dynaseal.storage.gateway_models import Tenant
+
+log = logging.getLogger("dynaseal.gateway")
 
 _bearer = OAuth2PasswordBearer(tokenUrl="/v1/user/login", auto_error=False)
 
@@ -53,10 +56,12 @@ CurrentAdmin = Annotated[Tenant, Depends(current_admin)]
 
 
 async def allowed_callback_url(services: GatewayServices, url: str | None) -> str | None:
-    """The URL if this gateway may call it (empty means none), else a 400."""
+    """The URL to store (its host in the one spelling it is called by) if this gateway may
+    call it (empty means none), else a 400 that tells the tenant no more than it knows."""
     if not url:
         return None
     try:
         return await check_callback_url(url, services.callback_policy)
     except CallbackURLRefused as exc:
+        log.info("callback_url refused: %s", exc.detail)
         raise bad_request(f"{exc}.", param="callback_url") from None

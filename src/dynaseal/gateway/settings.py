@@ -46,7 +46,8 @@ class GatewaySettings(ServiceSettings):
     )
     #: Callback URLs on loopback (127.0.0.0/8, ::1) are refused unless allowed.
     allow_loopback_callbacks: bool = False
-    #: Callback URLs on private / link-local networks are refused unless allowed.
+    #: Callback URLs on private networks (RFC 1918, 100.64.0.0/10, fc00::/7) are refused
+    #: unless allowed; link-local and other special-purpose addresses always are.
     allow_private_callbacks: bool = False
     #: After a webhook secret is rotated, callbacks carry both signatures for this long.
     webhook_secret_overlap_seconds: NonNegativeFloat = 24 * 3600.0

@@ -33,7 +33,9 @@ _BATCH = 32
 
 
 def _log(attempt: Attempt) -> None:
+    """The operator's log: the particulars the tenant's attempt log leaves out."""
     row, result, step = attempt.delivery, attempt.result, attempt.step
+    why = result.detail or result.error
     if step.status == "delivered":
         log.debug("callback %s delivered to %s", row.id, row.url)
     elif step.status == "disabled":
@@ -45,14 +47,16 @@ def _log(attempt: Attempt) -> None:
             "callback %s failed for good after %d attempts: %s",
             row.id,
             attempt.number,
-            result.error,
+            why,
         )
+    elif step.status == "failed":
+        log.warning("callback %s to %s refused: %s", row.id, row.url, why)
     elif step.status == "pending":
         log.warning(
             "callback %s attempt %d failed (%s); retry in %.1fs",
             row.id,
             attempt.number,
-            result.error,
+            why,
             step.retry_in,
         )
 

@@ -27,7 +27,7 @@ class Outcome(enum.Enum):
 
     DELIVERED = "delivered"  # a 2xx answer
     GONE = "gone"  # HTTP 410: the receiver asks for no more callbacks
-    REFUSED_URL = "refused_url"  # the URL policy refused the target at send time
+    REFUSED_URL = "refused_url"  # the URL itself is refused (malformed, non-public address)
     FAILED = "failed"  # any other answer, or none in time: worth retrying
 
 
@@ -36,8 +36,9 @@ class AttemptResult:
     outcome: Outcome
     status_code: int | None  # None: no HTTP answer
     retry_after: float | None  # the receiver's Retry-After, in seconds
-    error: str | None  # None when delivered; else what the attempt log shows
+    error: str | None  # None when delivered; else what the tenant's attempt log shows
     duration_ms: int
+    detail: str | None = None  # the particulars, for the operator's log only
 
 
 @dataclass(frozen=True, slots=True)

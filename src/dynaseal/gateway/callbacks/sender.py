@@ -1,7 +1,14 @@
-"""One delivery attempt: a usage callback POSTed, signed the Standard Webhooks way.
+"""One delivery attempt: a usage callback POSTed, signed the Standard Webhooks way,
+through the pinned, policy-checked session (:mod:`.pinned`).
 
 ``webhook-id`` is the outbox row's id, the same on every retry, so receivers can
 de-duplicate. The whole exchange is bounded in time and the answer's body is never read.
+
+The attempt log is the tenant's to read, and a tenant picks the URL: read as a port
+scanner it must say nothing about the gateway's network. So it tells only coarse
+categories — an HTTP status, no answer in time, could not connect, or refused — and a
+refused host name reads the same whether it does not exist or resolves inside, with no
+timing. The particulars (addresses, errors) go to the operator's log only.
 """
 
 from __future__ import annotations
@@ -14,12 +21,20 @@ import aiohttp
 
 from dynaseal.gateway.callbacks import webhook_secrets
 from dynaseal.gateway.callbacks.outbox import Claimed
+from dynaseal.gateway.callbacks.pinned import PinnedSession
 from dynaseal.gateway.callbacks.retry import AttemptResult, Outcome, retry_after_seconds
 from dynaseal.gateway.callbacks.url_policy import (
+    AddressRefused,
     CallbackPolicy,
     CallbackURLRefused,
-    check_callback_url,
+    HostRefused,
 )
+
+#: What an attempt log may say besides ``HTTP <status>`` and the time-out.
+COULD_NOT_CONNECT = "could not connect"
+REFUSED_HOST = "refused: host does not resolve to public addresses"
+REFUSED_ADDRESS = "refused: non-public address"
+REFUSED_URL = "refused: invalid callback URL"
 
 
 def _outcome(status_code: int) -> Outcome:
@@ -28,16 +43,19 @@ def _outcome(status_code: int) -> Outcome:
     return Outcome.GONE if status_code == 410 else Outcome.FAILED
 
 
+def _refused(exc: CallbackURLRefused) -> AttemptResult:
+    """A refusal made before any connection: no status, no duration."""
+    if isinstance(exc, HostRefused):
+        # DNS may change (or be fixed): retried like a receiver that is down.
+        return AttemptResult(Outcome.FAILED, None, None, REFUSED_HOST, 0, exc.detail)
+    error = REFUSED_ADDRESS if isinstance(exc, AddressRefused) else REFUSED_URL
+    return AttemptResult(Outcome.REFUSED_URL, None, None, error, 0, exc.detail)
+
+
 class CallbackSender:
     def __init__(self, policy: CallbackPolicy, *, timeout: float) -> None:
-        self._policy = policy
+        self._http = PinnedSession(policy)
         self.timeout = timeout
-        self._session: aiohttp.ClientSession | None = None  # made in the running loop
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        return self._session
 
     def _headers(self, delivery: Claimed) -> dict[str, str]:
         sent_at = datetime.now(UTC).replace(microsecond=0)
@@ -54,35 +72,31 @@ class CallbackSender:
         return headers
 
     async def send(self, delivery: Claimed) -> AttemptResult:
-        try:
-            # Again at send time: the name may resolve elsewhere than when it was set.
-            await check_callback_url(delivery.url, self._policy)
-        except CallbackURLRefused as exc:
-            return AttemptResult(Outcome.REFUSED_URL, None, None, f"callback URL refused: {exc}", 0)
         headers = self._headers(delivery)
         started = time.monotonic()
         status_code: int | None = None
         retry_after: float | None = None
+        detail: str | None = None
         try:
             # The whole exchange is bounded, not just each read: a receiver dripping
             # bytes cannot hold the row. Its answer body is never read.
             async with (
                 asyncio.timeout(self.timeout),
-                self._client().post(
-                    delivery.url, data=delivery.payload, headers=headers, allow_redirects=False
-                ) as r,
+                self._http.post(delivery.url, data=delivery.payload, headers=headers) as r,
             ):
                 status_code = r.status
                 retry_after = retry_after_seconds(r.headers.get("retry-after"), datetime.now(UTC))
             outcome = _outcome(status_code)
             error = None if outcome is Outcome.DELIVERED else f"HTTP {status_code}"
+        except CallbackURLRefused as exc:
+            return _refused(exc)
         except TimeoutError:
             outcome, error = Outcome.FAILED, f"no answer within {self.timeout:g} s"
         except aiohttp.ClientError as exc:
-            outcome, error = Outcome.FAILED, f"{type(exc).__name__}: {exc}"
+            outcome, error = Outcome.FAILED, COULD_NOT_CONNECT
+            detail = f"{type(exc).__name__}: {exc}"
         duration_ms = round((time.monotonic() - started) * 1000)
-        return AttemptResult(outcome, status_code, retry_after, error, duration_ms)
+        return AttemptResult(outcome, status_code, retry_after, error, duration_ms, detail)
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._http.aclose()
