@@ -22,4 +22,6 @@ Where a chat completion goes, in request order:
   (:mod:`.callbacks.retry`)
 
 :mod:`.services` builds and wires all of it once per process; :mod:`.app` serves it.
+:mod:`.metrics` counts each step where it runs, for ``GET /metrics``; with tracing on
+(:mod:`dynaseal.core.tracing`) each step is a span.
 """
