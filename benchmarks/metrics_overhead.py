@@ -63,7 +63,7 @@ def hooks_per_request(requests: int) -> float:
         with metrics.budget_call("reserve"):
             pass
         metrics.upstream_answered("2xx", 0.01)
-        metrics.settled(settled)  # type: ignore[arg-type]
+        metrics.settled(settled)
         with metrics.budget_call("release"):
             pass
         http.finished(scope, 200, 0.02, streamed=False)

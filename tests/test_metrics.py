@@ -117,7 +117,7 @@ def test_counters_move_by_what_the_gateway_served(
     # Bounded labels: a tenant yes; never an event id, an end user or a raw path.
     assert metrics.label_names() <= {
         "route", "method", "status", "reason", "tenant", "model", "kind", "operation",
-        "outcome", "quantile", "le", "generation", "implementation", "major", "minor",
+        "outcome", "le", "generation", "implementation", "major", "minor",
         "patchlevel", "version",
     }  # fmt: skip
     assert "evt-" not in metrics.text and "/no/such" not in metrics.text

@@ -238,7 +238,7 @@ class GatewayMetrics(ServiceMetrics):
             started = time.perf_counter()
             try:
                 yield
-            except BaseException:
+            except Exception:  # not a cancellation at shutdown: that is no failed commit
                 self._commit_failures.inc()
                 raise
         self._commit.observe(time.perf_counter() - started)
