@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -162,10 +163,16 @@ async def post(port: int, path: str, body: bytes = b"", token: str | None = None
 
 
 async def hold_streams(
-    pid: int, port: int, upstream_port: int, request: bytes, count: int, hold: float
+    pid: int,
+    port: int,
+    upstream_port: int,
+    requests: Sequence[bytes],
+    count: int,
+    hold: float,
 ) -> MemoryResult:
-    """Open ``count`` slow streams through the gateway at once, hold them ``hold``
-    seconds, then let the upstream end them; the gateway's RSS is watched throughout."""
+    """Open ``count`` slow streams through the gateway at once (taking ``requests`` in
+    turn: one per device key), hold them ``hold`` seconds, then let the upstream end them;
+    the gateway's RSS is watched throughout."""
     before = memory_kib(pid).get("VmRSS", 0)
     hwm_reset = reset_peak_memory(pid)
     ramp_limit = 30.0 + count / 20
@@ -173,7 +180,10 @@ async def hold_streams(
     sampler = asyncio.create_task(_sample_peak(pid, peak, ramp_limit + hold + 120))
     streams = _OpenStreams(count)
     started = time.perf_counter()
-    tasks = [asyncio.create_task(streams.hold_one(port, request)) for _ in range(count)]
+    tasks = [
+        asyncio.create_task(streams.hold_one(port, requests[i % len(requests)]))
+        for i in range(count)
+    ]
     try:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(streams.settled.wait(), ramp_limit)

@@ -34,9 +34,7 @@ def gateway(config: dict[str, Any]) -> Any:
     from dynaseal.gateway.settings import GatewaySettings
 
     settings = GatewaySettings(
-        database_url=config["database_url"],
-        openai_base_url=config["upstream_url"] + "/v1",
-        upstream_max_connections=config["upstream_max_connections"],
+        database_url=config["database_url"], openai_base_url=config["upstream_url"] + "/v1"
     )
     return create_app(settings, demo=True, demo_data_callback_url=config["callback_url"])
 

@@ -81,11 +81,11 @@ def test_stream_is_relayed_as_it_is_generated(
     assert arrivals[-1] - arrivals[0] > 0.3
 
 
-def test_other_request_fields_pass_through_and_budget_is_forwarded(
+def test_openai_fields_pass_through_and_budget_is_forwarded(
     gateway: ServerThread, upstream: FakeUpstream
 ) -> None:
     tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
-    sdk(gateway, mint(max_tokens=500)).chat.completions.create(
+    raw = sdk(gateway, mint(max_tokens=500)).chat.completions.with_raw_response.create(
         model=DEMO_MODEL,
         messages=MESSAGES,
         temperature=0.3,
@@ -98,7 +98,9 @@ def test_other_request_fields_pass_through_and_budget_is_forwarded(
     sent = upstream.requests[0]
     assert sent["temperature"] == 0.3 and sent["top_p"] == 0.9 and sent["seed"] == 7
     assert sent["user"] == "u-1" and sent["tools"] == tools
-    assert sent["vendor_specific"] == {"x": 1}
+    # Off the tenant's allow-list (the default one here): dropped, and the answer says so.
+    assert "vendor_specific" not in sent
+    assert raw.headers["x-dynaseal-dropped-fields"] == "vendor_specific"
     # No max_tokens in the request: the remaining budget (minus the prompt) is forwarded.
     assert 0 < sent["max_tokens"] < 500
 

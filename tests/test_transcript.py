@@ -91,3 +91,79 @@ def test_a_stream_is_read_whole_and_relayed_unchanged(texts: list[str], wants_us
     assert transcript.content == "".join(texts)
     assert transcript.usage == USAGE and transcript.done
     assert (transcript.first_token_at is None) == (not any(texts))
+
+
+def choice_delta(index: int, **delta: object) -> bytes:
+    return orjson.dumps({"id": "c1", "model": "m", "choices": [{"index": index, "delta": delta}]})
+
+
+def test_a_choice_past_its_cap_stops_the_relay_before_its_event() -> None:
+    transcript = Transcript(cap=3, choices_asked=2)
+    for _ in range(3):
+        assert transcript.relay_event(choice_delta(0, content="a")) is not None
+        assert transcript.relay_event(choice_delta(1, content="b")) is not None
+    assert not transcript.past_cap
+    assert transcript.relay_event(choice_delta(1, content="b")) is None  # choice 1's fourth
+    assert transcript.past_cap
+    assert transcript.content == "ababab"  # the cut event is not kept
+    assert transcript.fewest_completion_tokens() == 7  # but it was generated
+    end = orjson.loads(transcript.length_finish()[6:])
+    assert end["id"] == "c1" and end["model"] == "m"
+    assert [c["index"] for c in end["choices"]] == [0, 1]
+    assert {c["finish_reason"] for c in end["choices"]} == {"length"}
+
+
+def test_finished_choices_are_not_ended_again() -> None:
+    transcript = Transcript(cap=1, choices_asked=2)
+    transcript.relay_event(
+        orjson.dumps(
+            {"choices": [{"index": 0, "delta": {"content": "a"}, "finish_reason": "stop"}]}
+        )
+    )
+    transcript.relay_event(choice_delta(1, content="b"))
+    transcript.relay_event(choice_delta(1, content="c"))
+    assert transcript.past_cap
+    end = orjson.loads(transcript.length_finish()[6:])
+    assert [c["index"] for c in end["choices"]] == [1]
+
+
+def test_usage_sent_with_every_chunk_cuts_at_the_cap() -> None:
+    transcript = Transcript(cap=5)
+
+    def chunk(completion: int) -> bytes:
+        return orjson.dumps(
+            {
+                "choices": [{"index": 0, "delta": {"content": "xy"}}],
+                "usage": {"completion_tokens": completion},
+            }
+        )
+
+    assert transcript.relay_event(chunk(5)) is not None
+    assert transcript.relay_event(chunk(6)) is None and transcript.past_cap
+
+
+def test_a_final_usage_over_the_cap_is_reported_not_cut() -> None:
+    transcript = Transcript(cap=2, wants_usage_chunk=True)
+    assert transcript.relay_event(delta("hi")) is not None
+    final = orjson.dumps({"choices": [], "usage": {"completion_tokens": 9}})
+    assert transcript.relay_event(final) == frame(final)
+    assert not transcript.past_cap and transcript.fewest_completion_tokens() == 9
+
+
+def test_reasoning_and_tool_calls_count_as_generated() -> None:
+    transcript = Transcript(cap=2)
+    transcript.relay_event(choice_delta(0, reasoning_content="thinking"))
+    transcript.relay_event(
+        choice_delta(0, tool_calls=[{"index": 0, "function": {"name": "f", "arguments": "{}"}}])
+    )
+    assert transcript.content == ""
+    assert transcript.estimated_completion_tokens() == 4  # 11 bytes
+    assert transcript.relay_event(choice_delta(0, refusal="no")) is None  # a third piece
+
+
+def test_long_answers_are_kept_only_up_to_the_limit() -> None:
+    transcript = Transcript(content_limit=10)
+    for _ in range(4):
+        transcript.relay_event(delta("abcd"))
+    assert transcript.content == "abcdabcdab" and transcript.content_truncated
+    assert transcript.estimated_completion_tokens() == 6  # all 16 bytes still count

@@ -25,12 +25,25 @@ class UpstreamScript:
     chunk_delay: float = 0.0
     status: int = 200  # non-200: answer with an OpenAI-format error
     break_after: int | None = None  # streaming: drop the connection after N content chunks
+    #: The length fields it honours, first found wins (llama.cpp: n_predict, max_tokens);
+    #: () ignores them all.
+    length_fields: tuple[str, ...] = ("max_completion_tokens", "max_tokens")
+
+
+@dataclass
+class StreamRecord:
+    """What one stream sent, and how it ended."""
+
+    words_sent: int = 0
+    finished: bool = False  # sent [DONE]
+    ended: threading.Event = field(default_factory=threading.Event)  # finished or aborted
 
 
 @dataclass
 class FakeUpstream:
     script: UpstreamScript = field(default_factory=UpstreamScript)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    streams: list[StreamRecord] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""  # where it is served: set by the fixture that serves it
 
@@ -42,6 +55,7 @@ class FakeUpstream:
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.streams.clear()
         self.script = UpstreamScript()
 
     def app(self) -> Starlette:
@@ -60,7 +74,8 @@ class FakeUpstream:
                 "code": "boom",
             }
             return JSONResponse({"error": error}, status_code=script.status)
-        cap = body.get("max_completion_tokens") or body.get("max_tokens") or 10_000
+        found = [body[name] for name in script.length_fields if body.get(name)]
+        cap = found[0] if found else 1_000_000
         words = [f"w{i} " for i in range(min(script.words, cap))]
         usage = {
             "prompt_tokens": script.prompt_tokens,
@@ -85,8 +100,19 @@ class FakeUpstream:
             return JSONResponse(reply)
 
         include_usage = (body.get("stream_options") or {}).get("include_usage")
+        record = StreamRecord()
+        with self._lock:
+            self.streams.append(record)
 
         async def events():
+            try:
+                async for event in generate():
+                    yield event
+                record.finished = True
+            finally:
+                record.ended.set()
+
+        async def generate():
             def event(payload: dict[str, Any]) -> bytes:
                 chunk = {**base, "object": "chat.completion.chunk", **payload}
                 return f"data: {json.dumps(chunk)}\n\n".encode()
@@ -105,11 +131,12 @@ class FakeUpstream:
             for i, word in enumerate(words):
                 if script.break_after is not None and i >= script.break_after:
                     raise RuntimeError("upstream dies mid-stream")
-                if script.chunk_delay:
-                    await asyncio.sleep(script.chunk_delay)
+                # Even without a delay: a server that never yields cannot see its client go.
+                await asyncio.sleep(script.chunk_delay)
                 yield event(
                     {"choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]}
                 )
+                record.words_sent += 1
             yield event({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
             if include_usage and script.send_usage:
                 yield event({"choices": [], "usage": usage})

@@ -63,7 +63,14 @@ def create_app(
     app.state.tokens = SessionTokens.for_service(settings, SESSION_AUDIENCE, server_secret)
     secret = settings.webhook_secret
     app.state.callback_verifier = CallbackVerifier(secret.get_secret_value() if secret else None)
-    configure(app, settings, metrics)
+    configure(
+        app,
+        settings.cors_origins,
+        body_limit=settings.max_body_bytes,
+        body_limits={"/callback/usage": settings.max_callback_bytes},
+        metrics=metrics,
+        metrics_token=settings.metrics_token,
+    )
     include_everywhere(app, [api_router])
 
     app.mount(console.PATH, console.create_console(app))

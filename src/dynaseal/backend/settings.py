@@ -46,6 +46,9 @@ class BackendSettings(ServiceSettings):
     #: Mint only device-bound keys (``dpop_jkt`` or a DPoP proof with every key request);
     #: a user's own policy may say otherwise.
     require_bound_keys: bool = False
+    #: Largest usage callback accepted (one carries at most the generated text the gateway
+    #: keeps, plus the request's messages when the tenant includes them).
+    max_callback_bytes: PositiveInt = 8 * 1024 * 1024
     #: How long after a key expires its unspent budget stays reserved: requests admitted
     #: just before the expiry may still be running, and their callbacks on their way.
     key_settlement_grace_seconds: NonNegativeFloat = 300.0

@@ -1,18 +1,19 @@
-"""FastAPI wiring both services share: route aliases, CORS, errors, access lines and
-metrics."""
+"""FastAPI wiring both services share: route aliases, CORS, errors, body limits, access
+lines and metrics."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from pydantic import SecretStr
 
 from dynaseal.core import metrics as prometheus
 from dynaseal.core.access_log import AccessLog
+from dynaseal.core.body_limit import BodyLimit
 from dynaseal.core.errors import install_error_handlers
 from dynaseal.core.lifespan_errors import ConfigErrorsAtStartup
-from dynaseal.core.settings import ServiceSettings
 
 #: Canonical routes live under /v1; the original's root paths and /api/v1 keep working.
 ROUTE_PREFIXES = ("/v1", "", "/api/v1")
@@ -24,17 +25,28 @@ def include_everywhere(app: FastAPI, routers: Sequence[APIRouter]) -> None:
             app.include_router(router, prefix=prefix, include_in_schema=prefix == "/v1")
 
 
-def configure(app: FastAPI, settings: ServiceSettings, metrics: prometheus.ServiceMetrics) -> None:
+def configure(
+    app: FastAPI,
+    cors_origins: Sequence[str],
+    *,
+    body_limit: int,
+    body_limits: Mapping[str, int] | None = None,
+    metrics: prometheus.ServiceMetrics,
+    metrics_token: SecretStr | None,
+) -> None:
     """OpenAI-format errors everywhere; CORS closed unless origins are listed; start-up
     configuration errors logged as one line; one access line per request, measured;
-    ``GET /metrics``."""
+    request bodies of at most ``body_limit`` bytes, or the limit of the route whose path
+    ends as a key of ``body_limits``; ``GET /metrics`` for ``metrics_token`` (or this
+    machine)."""
     install_error_handlers(app)
     app.add_middleware(ConfigErrorsAtStartup)
-    if settings.cors_origins:
+    app.add_middleware(BodyLimit, default=body_limit, routes=body_limits or {})
+    if cors_origins:
         # Bearer tokens, not cookies: credentials are never needed cross-origin.
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=list(settings.cors_origins),
+            allow_origins=list(cors_origins),
             allow_credentials=False,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
@@ -42,5 +54,5 @@ def configure(app: FastAPI, settings: ServiceSettings, metrics: prometheus.Servi
     # Outermost: it sees every answer, CORS ones included.
     app.add_middleware(AccessLog, metrics=metrics.http)
     metrics.http.routes.served_under(ROUTE_PREFIXES)
-    scrape = prometheus.scrape_endpoint(metrics, settings.metrics_token)
+    scrape = prometheus.scrape_endpoint(metrics, metrics_token)
     app.add_route(prometheus.PATH, scrape, methods=["GET"], include_in_schema=False)

@@ -77,6 +77,9 @@ class ServiceSettings(BaseSettings):
     cors_origins: TextList = Field(default_factory=list)
     #: ``text`` lines or one ``json`` object per line (read by dynaseal.core.logs).
     log_format: Literal["text", "json"] = "text"
+    #: Largest request body of the routes that have no limit of their own (logins, JSON);
+    #: counted while the body streams in, before any authentication.
+    max_body_bytes: PositiveInt = 64 * 1024
     #: Failed logins allowed in the window: per account from one client address, per
     #: address over all accounts, and per account over all addresses except those it
     #: logged in from before (looser, so that guessing cannot lock the owner out).

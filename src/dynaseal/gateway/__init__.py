@@ -2,21 +2,25 @@
 
 Where a chat completion goes, in request order:
 
-* :mod:`.routes.chat`            - ``POST /v1/chat/completions`` reads the body
+* :mod:`dynaseal.core.body_limit` - the body's bytes counted as they arrive (413 past
+  the route's limit); :mod:`.routes.chat` - ``POST /v1/chat/completions`` reads it
 * :mod:`.admission.gatekeeper`   - **verified**: the key's signature and claims
   (:mod:`.admission.key_ring` holds the tenant's keys), the model, the rate limits
-  (:mod:`.admission.rate_limits`, counted in :mod:`.admission.limiters`), the body
-  (:mod:`.admission.chat_request`)
+  (:mod:`.admission.rate_limits`, counted in :mod:`.admission.limiters`), the requests
+  in flight and a fair place in the upstream pool (:mod:`.admission.concurrency`,
+  :mod:`.relay.pool`), the body (:mod:`.admission.chat_request`, its depth
+  :mod:`.admission.json_depth`, what of it goes upstream :mod:`.admission.upstream_fields`)
 * :mod:`.budget`                 - **budgeted**: the key's cumulative budget is reserved
   by its store (:mod:`.budget.database`, :mod:`.budget.memory` or :mod:`.budget.redis`,
   all applying :mod:`.budget.rules`)
 * :mod:`.relay.proxy`            - **proxied**: upstream (:mod:`.relay.upstream` or
   :mod:`.relay.offline`) and back, streams relayed event by event (:mod:`.relay.sse`,
-  :mod:`.relay.transcript`)
-* :mod:`.settlement.settler`     - **settled**: once per request, whatever ended it: the
-  reservation swapped for the usage (:mod:`.settlement.measure`), the ledger row, the
-  budget booking and the callback written in one transaction (:mod:`.settlement.ledger`,
-  grouped by :mod:`.settlement.writer`)
+  :mod:`.relay.transcript`, which also cuts a stream past its cap)
+* :mod:`.settlement.settler`     - **settled**: once per request, whatever ended it: its
+  place in flight freed, the reservation swapped for the usage
+  (:mod:`.settlement.measure`), the ledger row, the budget booking and the callback
+  written in one transaction (:mod:`.settlement.ledger`, grouped by
+  :mod:`.settlement.writer`)
 * :mod:`.callbacks.delivery`     - **reported**: the callback is sent from the outbox
   (:mod:`.callbacks.outbox`), signed (:mod:`.callbacks.sender`), retried
   (:mod:`.callbacks.retry`)

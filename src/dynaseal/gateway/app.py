@@ -85,7 +85,14 @@ def create_app(
         **tracing.fastapi_options(),
     )
     app.state.services = services
-    configure(app, settings, services.metrics)
+    configure(
+        app,
+        settings.cors_origins,
+        body_limit=settings.max_body_bytes,
+        body_limits={"/chat/completions": settings.max_request_bytes},
+        metrics=services.metrics,
+        metrics_token=settings.metrics_token,
+    )
     include_everywhere(
         app,
         [

@@ -12,6 +12,7 @@ from dynaseal.core.server_secret import ServerSecret
 from dynaseal.core.session_tokens import SessionTokens
 from dynaseal.core.settings import ConfigError
 from dynaseal.gateway import shared_state
+from dynaseal.gateway.admission.concurrency import Concurrency, default_limits
 from dynaseal.gateway.admission.gatekeeper import Gatekeeper
 from dynaseal.gateway.admission.key_ring import KeyRing
 from dynaseal.gateway.admission.limiters import LocalRateLimiter, RateLimiter, RedisRateLimiter
@@ -24,7 +25,9 @@ from dynaseal.gateway.callbacks.url_policy import CallbackPolicy
 from dynaseal.gateway.exclusive import ExclusiveUse
 from dynaseal.gateway.metrics import GatewayMetrics, MeasuredUpstream
 from dynaseal.gateway.refusals import RefusalCounter
+from dynaseal.gateway.relay import pool
 from dynaseal.gateway.relay.offline import OfflineUpstream
+from dynaseal.gateway.relay.proxy import RelaySettings
 from dynaseal.gateway.relay.upstream import HttpUpstream, Upstream
 from dynaseal.gateway.secrets_box import SecretsBox
 from dynaseal.gateway.settings import GatewaySettings
@@ -35,7 +38,7 @@ from dynaseal.storage import Database
 SESSION_AUDIENCE = "dynaseal-gateway-session"
 
 
-def _upstream(settings: GatewaySettings) -> Upstream:
+def _upstream(settings: GatewaySettings, connections: int) -> Upstream:
     if settings.openai_base_url is None:
         return OfflineUpstream()
     api_key = settings.openai_api_key
@@ -43,7 +46,17 @@ def _upstream(settings: GatewaySettings) -> Upstream:
         str(settings.openai_base_url),
         api_key.get_secret_value() if api_key else None,
         timeout=settings.upstream_timeout_seconds,
-        max_connections=settings.upstream_max_connections,
+        max_connections=connections,
+    )
+
+
+def _concurrency(settings: GatewaySettings) -> Concurrency:
+    """The upstream pool, sized from the open-files limit unless configured."""
+    size = settings.upstream_max_connections or pool.automatic_size(pool.raise_open_files_limit())
+    return Concurrency(
+        pool.UpstreamPool(size),
+        default_limits(size, settings.concurrency_limits()),
+        wait_seconds=settings.upstream_timeout_seconds,
     )
 
 
@@ -77,8 +90,10 @@ class GatewayServices:
     key_ring: KeyRing
     budget: BudgetStore
     gatekeeper: Gatekeeper
+    concurrency: Concurrency
     settler: Settler
     upstream: Upstream
+    relay: RelaySettings
     delivery: DeliveryWorker
     sessions: SessionTokens
     login_throttle: LoginThrottle
@@ -99,6 +114,7 @@ class GatewayServices:
         key_ring = KeyRing(db, box, settings.key_cache_seconds)
         redis = shared_state.connect(settings.redis_url) if settings.redis_url else None
         budget, limiter, exclusive = _stores(settings, db, redis)
+        concurrency = _concurrency(settings)
         policy = CallbackPolicy(
             allow_loopback=allow_loopback or settings.allow_loopback_callbacks,
             allow_private=settings.allow_private_callbacks,
@@ -128,9 +144,14 @@ class GatewayServices:
             box=box,
             key_ring=key_ring,
             budget=budget,
-            gatekeeper=Gatekeeper(settings, key_ring, budget, limiter, metrics),
+            gatekeeper=Gatekeeper(settings, key_ring, budget, limiter, concurrency, metrics),
+            concurrency=concurrency,
             settler=Settler(budget, limiter, ledger, metrics),
-            upstream=MeasuredUpstream(_upstream(settings), metrics),
+            upstream=MeasuredUpstream(_upstream(settings, concurrency.pool.capacity), metrics),
+            relay=RelaySettings(
+                content_limit=settings.callback_content_max_chars,
+                write_timeout=settings.client_write_timeout_seconds,
+            ),
             delivery=delivery,
             sessions=SessionTokens.for_service(settings, SESSION_AUDIENCE, server_secret),
             login_throttle=LoginThrottle.for_service(settings, "gateway", redis),

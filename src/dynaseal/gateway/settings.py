@@ -17,8 +17,10 @@ from pydantic import (
     field_validator,
 )
 
-from dynaseal.core.settings import NumberList, ServiceSettings
+from dynaseal.core.settings import NumberList, ServiceSettings, TextList
+from dynaseal.gateway.admission.concurrency import CONCURRENCY_NAMES
 from dynaseal.gateway.admission.rate_limits import LIMIT_NAMES
+from dynaseal.gateway.admission.upstream_fields import LENGTH_FIELDS
 from dynaseal.gateway.callbacks.retry import DEFAULT_RETRY_SCHEDULE
 from dynaseal.keys import DEFAULT_AUDIENCE
 
@@ -37,8 +39,22 @@ class GatewaySettings(ServiceSettings):
     key_max_lifetime_seconds: PositiveInt = 7 * 24 * 3600
     #: How long a tenant's key records are cached; bounds how late a revocation bites.
     key_cache_seconds: PositiveFloat = 0.5
+    #: How long the upstream may stay silent; also how long a request may wait for a
+    #: free upstream connection.
     upstream_timeout_seconds: PositiveFloat = 300.0
-    upstream_max_connections: PositiveInt = 256
+    #: Upstream connections (requests in flight) per process; unset: from the process's
+    #: open-files limit (two per request), at most 4,096.
+    upstream_max_connections: PositiveInt | None = None
+    #: Length fields set to the cap on every request, for an upstream that reads a name a
+    #: device may not send (``["max_tokens"]`` for one that ignores
+    #: ``max_completion_tokens``, ``["n_predict"]`` for llama.cpp).
+    upstream_cap_fields: TextList = Field(default_factory=list)
+    #: A device that takes longer than this to accept the next piece of a stream is
+    #: treated as gone: the upstream is closed and the request settled.
+    client_write_timeout_seconds: PositiveFloat = 60.0
+    #: Generated text kept per request for the callback's ``content``; past it the
+    #: callback says ``content_truncated``.
+    callback_content_max_chars: NonNegativeInt = 65_536
     callback_timeout_seconds: PositiveFloat = 10.0
     #: Delays before each callback retry; after the last one a delivery is marked failed.
     callback_retry_schedule_seconds: NumberList = Field(
@@ -62,6 +78,11 @@ class GatewaySettings(ServiceSettings):
     rate_limit_sub_tpm: NonNegativeInt = 0
     rate_limit_tenant_rpm: NonNegativeInt = 0
     rate_limit_tenant_tpm: NonNegativeInt = 0
+    #: Default requests in flight at once (0: unlimited); unset: 1/64 of the upstream
+    #: pool per key, 1/16 per end user, 3/4 per tenant.
+    rate_limit_key_concurrency: NonNegativeInt | None = None
+    rate_limit_sub_concurrency: NonNegativeInt | None = None
+    rate_limit_tenant_concurrency: NonNegativeInt | None = None
     #: With budgets in memory or Redis: how long settled requests gather before one
     #: transaction writes them all (group commit), and callbacks before one round sends them.
     ledger_gather_seconds: float = Field(default=0.02, ge=0, le=1)
@@ -89,6 +110,19 @@ class GatewaySettings(ServiceSettings):
                 "OPENAI_BASE_URL for a proxy that wants basic auth, or use OPENAI_API_KEY alone"
             )
         return value
+
+    @field_validator("upstream_cap_fields")
+    @classmethod
+    def _known_length_fields(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - LENGTH_FIELDS)
+        if unknown:
+            known = ", ".join(sorted(LENGTH_FIELDS))
+            raise ValueError(f"{', '.join(unknown)}: not a length field (one of {known})")
+        return value
+
+    def concurrency_limits(self) -> dict[str, int | None]:
+        """The configured in-flight limits (None: sized from the upstream pool)."""
+        return {name: getattr(self, f"rate_limit_{name}") for name in CONCURRENCY_NAMES}
 
     def rate_limits(self, tenant_limits: Mapping[str, int]) -> dict[str, int]:
         """The gateway's defaults with the tenant's own limits on top."""

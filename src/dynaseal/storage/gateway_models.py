@@ -48,6 +48,9 @@ class Tenant(GatewayBase):
     #: The tenant's own rate limits per minute (key_rpm, key_tpm, sub_rpm ...), over the
     #: gateway's defaults.
     rate_limits: Mapped[dict[str, int] | None] = mapped_column(JSON)
+    #: The request fields this tenant lets through to the upstream (unset: the default
+    #: list of :mod:`dynaseal.gateway.admission.upstream_fields`).
+    upstream_fields: Mapped[list[str] | None] = mapped_column(JSON)
     #: Keys this tenant minted before this time are refused (revoke everything issued).
     keys_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -114,6 +117,9 @@ class UsageRecord(GatewayBase):
     total_tokens: Mapped[int]
     usage_source: Mapped[str] = mapped_column(String(16))  # "upstream" or "estimated"
     status: Mapped[str] = mapped_column(String(32))
+    #: Completion tokens the upstream generated past the cap it was sent (at least this
+    #: many; booked like the rest): an upstream that ignores the length fields.
+    overshoot_tokens: Mapped[int] = mapped_column(default=0, server_default="0")
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime] = mapped_column(UTCDateTime)
     latency_ms: Mapped[int]

@@ -1,7 +1,8 @@
 """Checking a chat completion request body before anything else happens.
 
-Only what the gateway relies on is checked (model, messages, stream, token caps, n);
-every other field passes through to the upstream untouched.
+Only what the gateway relies on is checked (model, messages, stream, token caps, n, and
+how deeply it nests); which other fields reach the upstream, and at what cap, is
+:mod:`.upstream_fields`' decision.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any
 import orjson
 
 from dynaseal.core.errors import bad_request
+from dynaseal.gateway.admission import upstream_fields
+from dynaseal.gateway.admission.json_depth import MAX_DEPTH, deeper_than
 
 _MAX_CHOICES = 16
 
@@ -52,6 +55,8 @@ def parse_chat_body(raw: bytes) -> dict[str, Any]:
     _positive_int(body, "max_tokens")
     _positive_int(body, "max_completion_tokens")
     _positive_int(body, "n", maximum=_MAX_CHOICES)
+    if deeper_than(body, MAX_DEPTH):
+        raise bad_request(f"The request nests more than {MAX_DEPTH} levels deep.")
     return body
 
 
@@ -60,15 +65,15 @@ def requested_cap(body: dict[str, Any]) -> int | None:
     return body.get("max_completion_tokens") or body.get("max_tokens")
 
 
-def upstream_body(body: dict[str, Any], cap: int) -> dict[str, Any]:
-    """The body sent upstream: the device's, with the cap forwarded and usage requested."""
-    forwarded = dict(body)
-    if "max_completion_tokens" in body and body["max_completion_tokens"] is not None:
-        forwarded["max_completion_tokens"] = cap
-    else:
-        forwarded["max_tokens"] = cap
+def upstream_body(
+    body: dict[str, Any], cap: int, allowed: frozenset[str], cap_fields: list[str]
+) -> upstream_fields.Forwarded:
+    """The body sent upstream: the allowed fields, every length field at the cap, and
+    usage requested."""
+    forwarded = upstream_fields.forward(body, cap, allowed, cap_fields)
     if body.get("stream"):
-        forwarded["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        options = body.get("stream_options") or {}
+        forwarded.body["stream_options"] = {**options, "include_usage": True}
     return forwarded
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from dynaseal.core import tracing
 from dynaseal.core.access_log import note
 from dynaseal.gateway.admission import chat_request
+from dynaseal.gateway.admission.concurrency import Concurrency, Slot
 from dynaseal.gateway.admission.key_ring import KeyRing, TenantKeys
 from dynaseal.gateway.admission.limiters import RateLimiter
 from dynaseal.gateway.admission.rate_limits import Scope, Verdict, scopes_for
@@ -49,6 +50,8 @@ class Admission:
     upstream_body: dict[str, Any]
     rate_scopes: list[Scope] = field(default_factory=list)
     rate_verdict: Verdict | None = None
+    slot: Slot | None = None  # its place in flight, released when it is settled
+    upstream_headers: dict[str, str] = field(default_factory=dict)  # what was dropped
     request_id: str = field(default_factory=lambda: f"req_{uuid.uuid4().hex}")
     started_at: float = field(default_factory=time.time)
 
@@ -61,7 +64,8 @@ class Admission:
         return bool(self.body.get("stream"))
 
     def response_headers(self) -> dict[str, str]:
-        return self.rate_verdict.headers() if self.rate_verdict is not None else {}
+        headers = self.rate_verdict.headers() if self.rate_verdict is not None else {}
+        return headers | self.upstream_headers
 
 
 class Gatekeeper:
@@ -73,12 +77,14 @@ class Gatekeeper:
         key_ring: KeyRing,
         budget: BudgetStore,
         limiter: RateLimiter,
+        concurrency: Concurrency,
         metrics: GatewayMetrics,
     ) -> None:
         self._settings = settings
         self._key_ring = key_ring
         self._budget = budget
         self._limiter = limiter
+        self._concurrency = concurrency
         self._metrics = metrics
         # token -> (the tenant keys it was verified against, its grant). A device reuses
         # its key for many requests; re-checking the signature each time is wasted work.
@@ -98,7 +104,7 @@ class Gatekeeper:
             and any(key.kid == grant.kid for key in current.active(now))  # not retired
         ):
             return grant, current
-        del self._verified[token]
+        self._verified.pop(token, None)  # a concurrent request may have dropped it already
         return None
 
     @tracing.traced("dynaseal.verify_key")
@@ -147,18 +153,32 @@ class Gatekeeper:
                 verdict = await self._limiter.admit(scopes)
             if verdict.refused is not None:
                 raise verdict.error()
-        with self._metrics.budget_call("reserve"):
-            reservation = await self._budget.reserve(
-                grant,
-                prompt_estimate=estimate_prompt_tokens(body),
-                requested_cap=chat_request.requested_cap(body),
-                choices=body.get("n") or 1,
-            )
+        with tracing.span("dynaseal.concurrency"):  # may wait for a place in the pool
+            slot = await self._concurrency.enter(grant, tenant_keys.rate_limits)
+        try:
+            with self._metrics.budget_call("reserve"):
+                reservation = await self._budget.reserve(
+                    grant,
+                    prompt_estimate=estimate_prompt_tokens(body),
+                    requested_cap=chat_request.requested_cap(body),
+                    choices=body.get("n") or 1,
+                )
+        except BaseException:
+            slot.release()
+            raise
+        forwarded = chat_request.upstream_body(
+            body,
+            reservation.completion_cap,
+            tenant_keys.upstream_fields,
+            self._settings.upstream_cap_fields,
+        )
         return Admission(
             grant=grant,
             reservation=reservation,
             body=body,
-            upstream_body=chat_request.upstream_body(body, reservation.completion_cap),
+            upstream_body=forwarded.body,
             rate_scopes=scopes,
             rate_verdict=verdict,
+            slot=slot,
+            upstream_headers=forwarded.headers(),
         )

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from dynaseal.gateway.admission.upstream_fields import allowed_fields
 from dynaseal.gateway.secrets_box import SecretsBox
 from dynaseal.keys import VerificationKey, load_public_key
 from dynaseal.storage import Database
@@ -33,6 +34,8 @@ class TenantKeys:
     keys: tuple[_CachedKey, ...]
     not_before: float | None  # keys minted before this unix time are refused
     rate_limits: dict[str, int] = field(default_factory=dict)  # the tenant's own limits
+    #: The request fields the tenant lets through to the upstream.
+    upstream_fields: frozenset[str] = field(default_factory=lambda: allowed_fields(None))
 
     def active(self, now: float) -> tuple[VerificationKey, ...]:
         return tuple(c.key for c in self.keys if c.retires_at is None or c.retires_at > now)
@@ -83,7 +86,12 @@ class KeyRing:
                     _CachedKey(VerificationKey(record.kid, record.algorithm, material), retires)
                 )
         cutoff = tenant.keys_not_before.timestamp() if tenant.keys_not_before else None
-        return TenantKeys(tuple(keys), cutoff, dict(tenant.rate_limits or {}))
+        return TenantKeys(
+            tuple(keys),
+            cutoff,
+            dict(tenant.rate_limits or {}),
+            allowed_fields(tenant.upstream_fields),
+        )
 
     def _material(self, record: TenantKey) -> Any:
         if record.public_key_pem is not None:

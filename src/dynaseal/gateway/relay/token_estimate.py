@@ -4,6 +4,10 @@ Without the model's tokenizer we over-estimate on purpose: one token per three U
 bytes (English averages about four, CJK about three per character) plus the chat
 format's per-message overhead. Over-estimating a reservation only delays spending;
 under-estimating could overspend.
+
+Cutting a stream that runs past its cap needs the opposite bias: a count that is not
+above the truth, or an honest answer would be cut short. :func:`fewest_tokens` allows
+sixteen bytes per token, more than any common tokenizer averages over real text.
 """
 
 from __future__ import annotations
@@ -15,12 +19,22 @@ import orjson
 
 _PER_MESSAGE = 4
 _PER_REQUEST = 3
+_FEWEST_BYTES_PER_TOKEN = 3
+_MOST_BYTES_PER_TOKEN = 16
+
+
+def estimate_bytes_tokens(byte_count: int) -> int:
+    """The estimate for ``byte_count`` bytes of UTF-8 text (rounded up)."""
+    return math.ceil(byte_count / _FEWEST_BYTES_PER_TOKEN)
 
 
 def estimate_text_tokens(text: str) -> int:
-    if not text:
-        return 0
-    return math.ceil(len(text.encode()) / 3)
+    return estimate_bytes_tokens(len(text.encode())) if text else 0
+
+
+def fewest_tokens(byte_count: int) -> int:
+    """A count of the tokens in ``byte_count`` bytes of generated text that errs low."""
+    return math.ceil(byte_count / _MOST_BYTES_PER_TOKEN)
 
 
 def _message_text(message: Any) -> str:

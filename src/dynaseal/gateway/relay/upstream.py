@@ -69,7 +69,12 @@ class _Reply:
             raise _error(exc) from exc
 
     async def aclose(self) -> None:
-        self._response.release()
+        # An answer read to its end leaves a reusable connection; one cut short (device
+        # gone, cap reached) is closed, so the upstream stops generating at once.
+        if self._response.content.is_eof():
+            self._response.release()
+        else:
+            self._response.close()
 
 
 class HttpUpstream:
@@ -88,8 +93,12 @@ class HttpUpstream:
         elif url.user is not None:
             pair = f"{url.user}:{url.password or ''}".encode()  # RFC 7617, charset UTF-8
             self._headers["authorization"] = "Basic " + base64.b64encode(pair).decode()
-        # No total timeout: a long stream is fine as long as bytes keep coming.
-        self._timeout = aiohttp.ClientTimeout(total=None, connect=10.0, sock_read=timeout)
+        # No total timeout: a long stream is fine as long as bytes keep coming. Only the
+        # TCP connect is timed, not the wait for a pooled connection (``connect`` would
+        # count both): admission already seats requests in the pool fairly (.pool).
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=None, sock_connect=10.0, sock_read=timeout
+        )
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
 

@@ -6,18 +6,29 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Request
-from pydantic import BaseModel, ConfigDict, NonNegativeInt
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, field_validator
 
 from dynaseal.core.errors import APIError, bad_request, unauthorized
 from dynaseal.core.session_tokens import InvalidSessionToken
 from dynaseal.gateway import tenants
+from dynaseal.gateway.admission.upstream_fields import allowed_fields, valid_field_name
 from dynaseal.gateway.callbacks import outbox
 from dynaseal.gateway.deps import CurrentTenant, Services, allowed_callback_url
 from dynaseal.storage.gateway_models import Tenant
 
 router = APIRouter(tags=["tenant account"])
 
-RateLimitName = Literal["key_rpm", "key_tpm", "sub_rpm", "sub_tpm", "tenant_rpm", "tenant_tpm"]
+RateLimitName = Literal[
+    "key_rpm",
+    "key_tpm",
+    "sub_rpm",
+    "sub_tpm",
+    "tenant_rpm",
+    "tenant_tpm",
+    "key_concurrency",
+    "sub_concurrency",
+    "tenant_concurrency",
+]
 
 
 class TokenPair(BaseModel):
@@ -39,9 +50,16 @@ class TenantOut(BaseModel):
     callback_include_content: bool
     callback_include_prompt: bool
     rate_limits: dict[str, int] | None
+    #: The request fields passed on to the upstream (the default list unless set).
+    upstream_fields: list[str]
     total_tokens: int
     disabled_at: datetime | None = None
     created_at: datetime
+
+    @field_validator("upstream_fields", mode="before")
+    @classmethod
+    def _effective(cls, value: list[str] | None) -> list[str]:
+        return sorted(allowed_fields(value))
 
     @classmethod
     def of(cls, tenant: Tenant) -> TenantOut:
@@ -59,9 +77,22 @@ class TenantUpdate(BaseModel):
     #: Whether callbacks carry the generated text / the request's messages.
     callback_include_content: bool = True
     callback_include_prompt: bool = False
-    #: Per-minute limits over the gateway's defaults: key_rpm, key_tpm, sub_rpm, sub_tpm,
-    #: tenant_rpm, tenant_tpm (0 = unlimited).
+    #: Limits over the gateway's defaults (0 = unlimited): per minute key_rpm, key_tpm,
+    #: sub_rpm, sub_tpm, tenant_rpm, tenant_tpm; in flight at once key_concurrency,
+    #: sub_concurrency, tenant_concurrency.
     rate_limits: dict[RateLimitName, NonNegativeInt] | None = None
+    #: The request fields passed on to the upstream, replacing the default list (model,
+    #: messages, stream, n and the token caps always pass; length fields are capped);
+    #: null restores the default.
+    upstream_fields: list[str] | None = Field(default=None, max_length=200)
+
+    @field_validator("upstream_fields")
+    @classmethod
+    def _field_names(cls, value: list[str] | None) -> list[str] | None:
+        bad = [name for name in value or () if not valid_field_name(name)]
+        if bad:
+            raise ValueError(f"not a request field name: {bad[0][:64]!r}")
+        return value
 
 
 @router.post("/user/login", response_model=TokenPair, summary="Log in as a tenant")
@@ -122,5 +153,8 @@ async def update_me(tenant: CurrentTenant, services: Services, body: TenantUpdat
         if "rate_limits" in given:
             limits = body.rate_limits
             row.rate_limits = None if limits is None else (row.rate_limits or {}) | dict(limits)
-    services.key_ring.forget(tenant.id)  # the new limits apply at once on this process
+        if "upstream_fields" in given:
+            fields = body.upstream_fields
+            row.upstream_fields = None if fields is None else sorted(set(fields))
+    services.key_ring.forget(tenant.id)  # the new limits and fields apply at once here
     return TenantOut.of(row)

@@ -19,16 +19,6 @@ router = APIRouter(tags=["OpenAI-compatible"])
 Authorization = Annotated[str | None, Header()]
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise APIError(413, f"The request body is larger than {limit} bytes.", code="too_large")
-    body = await request.body()
-    if len(body) > limit:
-        raise APIError(413, f"The request body is larger than {limit} bytes.", code="too_large")
-    return body
-
-
 async def chat_completions(request: Request) -> Response:
     """Verify the key, reserve its budget, proxy upstream, settle and report usage.
 
@@ -44,7 +34,7 @@ async def chat_completions(request: Request) -> Response:
             headers={"Retry-After": "1"},
         )
     try:
-        raw = await _read_body(request, services.settings.max_request_bytes)
+        raw = await request.body()  # at most MAX_REQUEST_BYTES: core.body_limit counts it
         admission = await services.gatekeeper.admit(request.headers.get("authorization"), raw)
     except APIError as refusal:  # counted in memory, for the console's charts
         services.refusals.refused(request.headers.get("authorization"), refusal)
@@ -52,7 +42,7 @@ async def chat_completions(request: Request) -> Response:
     grant = admission.grant
     note(request_id=admission.request_id, tenant=grant.tenant_id, event_id=grant.event_id)
     relay = proxy.stream if admission.stream else proxy.complete
-    response = await relay(services.upstream, admission, services.settler)
+    response = await relay(services.upstream, admission, services.settler, services.relay)
     response.headers.update(admission.response_headers())
     return response
 

@@ -26,6 +26,7 @@ class UsageRecordOut(BaseModel):
     total_tokens: int
     usage_source: str
     status: str
+    overshoot_tokens: int  # generated past the cap the upstream was sent (booked)
     started_at: datetime
     ended_at: datetime
     latency_ms: int

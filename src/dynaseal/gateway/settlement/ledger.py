@@ -15,7 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dynaseal.gateway.budget.store import BudgetStore
 from dynaseal.gateway.callbacks import outbox
-from dynaseal.gateway.settlement.measure import CallbackPrivacy, Settled, callback_payload
+from dynaseal.gateway.settlement.measure import (
+    CallbackPrivacy,
+    Settled,
+    callback_payload,
+    overshoot_tokens,
+)
 from dynaseal.storage.gateway_models import CallbackDelivery, Tenant, UsageRecord
 
 
@@ -34,6 +39,7 @@ def _ledger_row(settled: Settled) -> dict[str, Any]:
         "total_tokens": usage.total_tokens,
         "usage_source": usage.source,
         "status": settled.status,
+        "overshoot_tokens": overshoot_tokens(admission, settled.transcript),
         "started_at": datetime.fromtimestamp(timing.started_at, UTC),
         "ended_at": datetime.fromtimestamp(timing.ended_at, UTC),
         "latency_ms": timing.latency_ms,

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from dynaseal.gateway.admission.gatekeeper import Admission
-from dynaseal.gateway.relay.token_estimate import estimate_text_tokens
 from dynaseal.gateway.relay.transcript import Transcript
 
 log = logging.getLogger("dynaseal.gateway")
@@ -40,8 +39,8 @@ def measure(admission: Admission, transcript: Transcript, status: Status) -> Usa
     prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
     if prompt is not None and completion is not None:
         return Usage(prompt, completion, "upstream")
-    completion = estimate_text_tokens(transcript.content)
-    nothing_sent_upstream = status == "failed" and not transcript.content
+    completion = transcript.estimated_completion_tokens()
+    nothing_sent_upstream = status == "failed" and not completion
     prompt = 0 if nothing_sent_upstream else admission.reservation.prompt_estimate
     return Usage(prompt, completion, "estimated")
 
@@ -93,6 +92,7 @@ def callback_payload(
         "event_id": grant.event_id,
         "request_id": admission.request_id,
         "content": transcript.content if privacy.include_content else None,
+        "content_truncated": privacy.include_content and transcript.content_truncated,
         "tokens": usage.total_tokens,
         "model": admission.model,
         "prompt_tokens": usage.prompt_tokens,
@@ -108,6 +108,7 @@ def callback_payload(
         "sub": grant.sub,
         "metadata": grant.metadata,
         "error": transcript.error,
+        "overshoot_tokens": overshoot_tokens(admission, transcript),
         "started_at": _iso(timing.started_at),
         "ended_at": _iso(timing.ended_at),
         "latency_ms": timing.latency_ms,
@@ -133,9 +134,25 @@ class Settled:
         return self.usage.total_tokens
 
 
+def overshoot_tokens(admission: Admission, transcript: Transcript) -> int:
+    """Completion tokens the upstream certainly generated past the cap it was sent."""
+    allowed = admission.reservation.completion_cap * (admission.body.get("n") or 1)
+    return max(0, transcript.fewest_completion_tokens() - allowed)
+
+
 def finish(admission: Admission, transcript: Transcript, status: Status) -> Settled:
     """Measure a request that just ended (no I/O)."""
     usage = measure(admission, transcript, status)
+    overshoot = overshoot_tokens(admission, transcript)
+    if overshoot:
+        log.warning(
+            "upstream misbehaving: request %s (model %s) generated at least %d tokens past "
+            "the cap of %d it was sent; they are booked",
+            admission.request_id,
+            admission.model,
+            overshoot,
+            admission.reservation.completion_cap,
+        )
     if usage.total_tokens > admission.reservation.amount:
         log.warning(
             "request %s used %d tokens, %d were reserved",

@@ -16,7 +16,7 @@ from dynaseal.gateway.admission.gatekeeper import Admission
 from dynaseal.gateway.admission.limiters import RateLimiter
 from dynaseal.gateway.budget.store import BudgetStore
 from dynaseal.gateway.relay.transcript import Transcript
-from dynaseal.gateway.settlement.measure import Status, finish
+from dynaseal.gateway.settlement.measure import Settled, Status, finish
 from dynaseal.gateway.settlement.writer import LedgerWriter
 
 if TYPE_CHECKING:
@@ -41,8 +41,11 @@ class Settler:
         self._metrics = metrics
 
     @tracing.traced("dynaseal.settle")
-    async def settle(self, admission: Admission, transcript: Transcript, status: Status) -> None:
-        """A request ended: free its reservation, count its tokens, record it durably."""
+    async def settle(self, admission: Admission, transcript: Transcript, status: Status) -> Settled:
+        """A request ended: free its place in flight and its reservation, count its
+        tokens, record it durably."""
+        if admission.slot is not None:
+            admission.slot.release()
         settled = finish(admission, transcript, status)
         note(tokens=settled.used, outcome=status)
         self._metrics.settled(settled)
@@ -56,3 +59,4 @@ class Settler:
         written = self._ledger.submit(settled)
         if self._budget.books_reservations:
             await written  # the next request with this key must see the booking
+        return settled

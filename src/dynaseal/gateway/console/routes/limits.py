@@ -1,5 +1,5 @@
-"""Rate limits: the gateway's defaults, the tenant's own values over them, editable (an
-empty field goes back to the default)."""
+"""Rate and in-flight limits: the gateway's defaults, the tenant's own values over them,
+editable (an empty field goes back to the default)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ LIMITS = {
     "sub_tpm": "Tokens per minute, per end user",
     "tenant_rpm": "Requests per minute, whole tenant",
     "tenant_tpm": "Tokens per minute, whole tenant",
+    "key_concurrency": "Requests in flight at once, per dynamic key",
+    "sub_concurrency": "Requests in flight at once, per end user",
+    "tenant_concurrency": "Requests in flight at once, whole tenant",
 }
 assert set(LIMITS) == set(get_args(RateLimitName))
 _MAX_LIMIT = 10**12
@@ -33,7 +36,7 @@ def _render(page: Page, *, status: int = 200, error: str | None = None) -> Respo
         status=status,
         section="limits",
         limits=LIMITS,
-        defaults=settings.rate_limits({}),
+        defaults=settings.rate_limits({}) | page.services.concurrency.defaults,
         own=page.tenant.rate_limits or {},
         settings=settings,
         error=error,
