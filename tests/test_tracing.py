@@ -40,6 +40,7 @@ PARENT_SPAN_ID = "00f067aa0ba902b7"  # the device's own span, as its traceparent
 STAGES = (
     "dynaseal.verify_key",
     "dynaseal.rate_limit",
+    "dynaseal.concurrency",
     "dynaseal.budget.reserve",
     "dynaseal.upstream",
     "dynaseal.settle",
