@@ -5,6 +5,7 @@ exporter, and once end to end over OTLP/HTTP with ``TRACING=otlp``."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import threading
@@ -26,6 +27,8 @@ from starlette.routing import Route
 
 from dynaseal.core import tracing
 from dynaseal.core.original_demo import DEMO_TENANT_ID
+from dynaseal.core.settings import ConfigError, load_settings
+from dynaseal.gateway.settings import GatewaySettings
 from support.callbacks import CallbackSink
 from support.commands import run_dynaseal, started
 from support.gateways import demo_gateway
@@ -191,3 +194,11 @@ def test_an_unknown_tracing_exporter_is_one_line_naming_the_variable(tmp_path: P
     result = run_dynaseal("gateway", "--port", "0", cwd=tmp_path, env={"TRACING": "jaeger"})
     assert result.returncode == 2, result.stderr
     assert "TRACING" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_otlp_without_the_opentelemetry_packages_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ConfigError, match=r"TRACING: .*pip install 'dynaseal\[otel\]'"):
+        load_settings(GatewaySettings, tracing="otlp")
