@@ -1,4 +1,5 @@
-"""FastAPI wiring both services share: route aliases, CORS, errors, body limits."""
+"""FastAPI wiring both services share: route aliases, CORS, errors, body limits, access
+lines and metrics."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ from collections.abc import Callable, Mapping, Sequence
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from dynaseal.core import metrics as prometheus
 from dynaseal.core.access_log import AccessLog
 from dynaseal.core.body_limit import BodyLimit
 from dynaseal.core.errors import install_error_handlers
@@ -55,16 +58,22 @@ def configure(
     body_limit: int,
     body_limits: Mapping[str, int] | None = None,
     cors_exempt: Callable[[str], bool] = lambda path: False,
+    metrics: prometheus.ServiceMetrics,
+    metrics_token: SecretStr | None,
 ) -> None:
     """OpenAI-format errors everywhere; CORS closed unless origins are listed (and never
     on the ``cors_exempt`` paths, which have their own); start-up configuration errors
-    logged as one line; one access line per request, each request with its id; request
-    bodies of at most ``body_limit`` bytes, or the limit of the route whose path ends as
-    a key of ``body_limits``."""
+    logged as one line; one access line per request, measured, each request with its
+    id; request bodies of at most ``body_limit`` bytes, or the limit of the route whose
+    path ends as a key of ``body_limits``; ``GET /metrics`` for ``metrics_token`` (or
+    this machine)."""
     install_error_handlers(app)
     app.add_middleware(ConfigErrorsAtStartup)
     app.add_middleware(BodyLimit, default=body_limit, routes=body_limits or {})
     if cors_origins:
         app.add_middleware(_CorsExcept, exempt=cors_exempt, allow_origins=list(cors_origins))
-    app.add_middleware(AccessLog)  # it sees every answer, CORS ones included
+    app.add_middleware(AccessLog, metrics=metrics.http)  # it sees every answer, CORS too
     app.add_middleware(RequestIds)  # outermost: every answer carries x-request-id
+    metrics.http.routes.served_under(ROUTE_PREFIXES)
+    scrape = prometheus.scrape_endpoint(metrics, metrics_token)
+    app.add_route(prometheus.PATH, scrape, methods=["GET"], include_in_schema=False)

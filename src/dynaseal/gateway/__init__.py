@@ -34,4 +34,6 @@ differs is described once per endpoint in :mod:`.endpoints`):
   (:mod:`.callbacks.retry`)
 
 :mod:`.services` builds and wires all of it once per process; :mod:`.app` serves it.
+:mod:`.metrics` counts each step where it runs, for ``GET /metrics``; with tracing on
+(:mod:`dynaseal.core.tracing`) each step is a span.
 """

@@ -23,6 +23,7 @@ from dynaseal.gateway.budget.store import BudgetStore
 from dynaseal.gateway.callbacks.delivery import DeliveryWorker
 from dynaseal.gateway.callbacks.url_policy import CallbackPolicy
 from dynaseal.gateway.exclusive import ExclusiveUse
+from dynaseal.gateway.metrics import GatewayMetrics, MeasuredUpstream
 from dynaseal.gateway.refusals import RefusalCounter
 from dynaseal.gateway.relay import pool
 from dynaseal.gateway.relay.proxy import RelaySettings
@@ -88,11 +89,14 @@ class GatewayServices:
     ledger: LedgerWriter
     exclusive: ExclusiveUse | None
     refusals: RefusalCounter
+    metrics: GatewayMetrics
 
     @classmethod
     def build(cls, settings: GatewaySettings, *, allow_loopback: bool = False) -> GatewayServices:
         """``allow_loopback``: the demo's callback URL is on 127.0.0.1."""
         db = Database(settings.database_url)
+        metrics = GatewayMetrics()
+        metrics.watch_outbox(db)
         server_secret = ServerSecret(settings.secret_key)
         box = SecretsBox(server_secret)
         key_ring = KeyRing(db, box, settings.key_cache_seconds)
@@ -108,6 +112,7 @@ class GatewayServices:
             box,
             policy,
             timeout=settings.callback_timeout_seconds,
+            metrics=metrics,
             retry_schedule=settings.callback_retry_schedule_seconds,
             gather_seconds=settings.callback_gather_seconds,
         )
@@ -115,6 +120,7 @@ class GatewayServices:
             db,
             budget,
             delivery,
+            metrics,
             # Nobody awaits the write unless the store books reservations: let them gather.
             gather_seconds=0.0 if budget.books_reservations else settings.ledger_gather_seconds,
         )
@@ -126,10 +132,14 @@ class GatewayServices:
             box=box,
             key_ring=key_ring,
             budget=budget,
-            gatekeeper=Gatekeeper(settings, key_ring, budget, limiter, concurrency),
+            gatekeeper=Gatekeeper(settings, key_ring, budget, limiter, concurrency, metrics),
             concurrency=concurrency,
-            settler=Settler(budget, limiter, ledger),
-            upstream=build_router(settings, concurrency.pool.capacity),
+            settler=Settler(budget, limiter, ledger, metrics),
+            upstream=build_router(
+                settings,
+                concurrency.pool.capacity,
+                lambda upstream: MeasuredUpstream(upstream, metrics),
+            ),
             relay=RelaySettings(
                 content_limit=settings.callback_content_max_chars,
                 write_timeout=settings.client_write_timeout_seconds,
@@ -140,7 +150,8 @@ class GatewayServices:
             callback_policy=policy,
             ledger=ledger,
             exclusive=exclusive,
-            refusals=RefusalCounter(db, settings.refusal_flush_seconds),
+            refusals=RefusalCounter(db, settings.refusal_flush_seconds, metrics),
+            metrics=metrics,
         )
 
     def start(self) -> None:

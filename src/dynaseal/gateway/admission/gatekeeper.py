@@ -7,8 +7,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from dynaseal.core import tracing
 from dynaseal.core.access_log import note
 from dynaseal.core.request_id import current_request_id
 from dynaseal.gateway.admission.concurrency import Concurrency, Slot
@@ -23,6 +24,9 @@ from dynaseal.gateway.errors import invalid_key, model_not_allowed, origin_not_a
 from dynaseal.gateway.relay.attempts import Attempt
 from dynaseal.gateway.settings import GatewaySettings
 from dynaseal.keys import InvalidKey, KeyGrant, peek_key, verify_key
+
+if TYPE_CHECKING:
+    from dynaseal.gateway.metrics import GatewayMetrics
 
 log = logging.getLogger("dynaseal.gateway")
 
@@ -80,12 +84,14 @@ class Gatekeeper:
         budget: BudgetStore,
         limiter: RateLimiter,
         concurrency: Concurrency,
+        metrics: GatewayMetrics,
     ) -> None:
         self._settings = settings
         self._key_ring = key_ring
         self._budget = budget
         self._limiter = limiter
         self._concurrency = concurrency
+        self._metrics = metrics
         # token -> (the tenant keys it was verified against, its grant). A device reuses
         # its key for many requests; re-checking the signature each time is wasted work.
         self._verified: dict[str, tuple[TenantKeys, KeyGrant]] = {}
@@ -107,6 +113,7 @@ class Gatekeeper:
         self._verified.pop(token, None)  # a concurrent request may have dropped it already
         return None
 
+    @tracing.traced("dynaseal.verify_key")
     async def verify(
         self, authorization: str | None, origin: str | None = None
     ) -> tuple[KeyGrant, TenantKeys]:
@@ -170,18 +177,21 @@ class Gatekeeper:
         scopes = scopes_for(grant, self._settings.rate_limits(tenant_keys.rate_limits))
         verdict = None
         if scopes:
-            verdict = await self._limiter.admit(scopes)
+            with tracing.span("dynaseal.rate_limit"):
+                verdict = await self._limiter.admit(scopes)
             if verdict.refused is not None:
                 raise verdict.error()
         demand = endpoint.demand(body)
-        slot = await self._concurrency.enter(grant, tenant_keys.rate_limits)
+        with tracing.span("dynaseal.concurrency"):  # may wait for a place in the pool
+            slot = await self._concurrency.enter(grant, tenant_keys.rate_limits)
         try:
-            reservation = await self._budget.reserve(
-                grant,
-                prompt_estimate=demand.prompt_estimate,
-                requested_cap=demand.requested_cap,
-                choices=demand.choices,
-            )
+            with self._metrics.budget_call("reserve"):
+                reservation = await self._budget.reserve(
+                    grant,
+                    prompt_estimate=demand.prompt_estimate,
+                    requested_cap=demand.requested_cap,
+                    choices=demand.choices,
+                )
         except BaseException:
             slot.release()
             raise
