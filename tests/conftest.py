@@ -18,6 +18,7 @@ from support.callbacks import CallbackSink
 from support.databases import NewDatabase, chosen, fresh_database
 from support.gateways import demo_gateway
 from support.redis_server import RedisServer
+from support.routing import deployment, routed_gateway
 from support.servers import ServerThread, serve
 from support.tenants import bearer
 from support.upstream import FakeUpstream
@@ -62,6 +63,20 @@ def gateway(
         callback_url=sink.url,
         openai_api_key="upstream-secret",
         callback_retry_schedule_seconds=[0.2, 0.5, 1.0],
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def chat_only_gateway(
+    tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream, sink: CallbackSink
+) -> Iterator[ServerThread]:
+    """A gateway whose one deployment serves chat completions only: Responses API
+    requests are translated (set ``upstream.script.endpoints`` to make the fake a chat-only
+    server too)."""
+    routing = deployment("*", f"{upstream.url}/v1", name="chat-only", endpoints=["chat"])
+    with routed_gateway(
+        tmp_path_factory.mktemp("chat-only"), routing, callback_url=sink.url
     ) as server:
         yield server
 

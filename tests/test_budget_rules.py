@@ -143,6 +143,15 @@ def test_revocation_and_the_request_limit_come_first() -> None:
     assert isinstance(last, Reservation) and last.requests_left == 0
 
 
+def test_a_request_that_generates_nothing_holds_its_prompt_only() -> None:
+    """Embeddings: a cap of 0, admitted while the prompt fits, whatever is left to generate."""
+    budgets = Budgets(10, total_tokens=100, cost=1_000)
+    held = decide(Key(spent=10), budgets, max_requests=None, ask=ask(0, prompt=40, prompt_cost=400))
+    assert held == Reservation(Amounts(0, 40, 400), 0, 40, Budgets(0, 60, 600))
+    short = decide(Key(), budgets, max_requests=None, ask=ask(0, prompt=101))
+    assert short == Refused(Refusal.SHORT, "max_total_tokens", 100, -1, 0)
+
+
 def test_hold_counts_the_request_and_its_amounts() -> None:
     key = Key()
     hold(key, Amounts(5, 15, 500))
@@ -226,6 +235,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     )
     caps = {
         "none": st.none(),
+        "zero": st.just(0),  # embeddings: the prompt alone
         "cap": st.integers(1, 30 if small else 10**6),
         "huge": st.integers(1, 2**60),
     }
@@ -234,7 +244,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         st.integers(0, 600),  # prompt estimate
         st.integers(0, top // 20),  # prompt cost
         st.integers(0, 5 if small else 10**8),  # output price
-        st.sampled_from(["none"] * 2 + ["cap"] * 7 + ["huge"]).flatmap(caps.__getitem__),
+        st.sampled_from(["none"] * 2 + ["zero"] + ["cap"] * 7 + ["huge"]).flatmap(caps.__getitem__),
         st.sampled_from([1, 1, 1, 1, 2, 3, 16]),  # choices
     )
     used = st.integers(0, top // 10)

@@ -30,6 +30,7 @@ from dynaseal.gateway.app import create_app as create_gateway
 from dynaseal.gateway.callbacks import outbox
 from dynaseal.gateway.callbacks.delivery import DeliveryWorker
 from dynaseal.gateway.callbacks.url_policy import CallbackPolicy
+from dynaseal.gateway.metrics import GatewayMetrics
 from dynaseal.gateway.secrets_box import SecretsBox
 from dynaseal.gateway.settings import GatewaySettings
 from dynaseal.storage import Database
@@ -208,6 +209,7 @@ async def test_a_crashed_workers_claim_expires_and_a_live_claim_is_respected(
         SecretsBox(ServerSecret(SecretStr("s"))),
         CallbackPolicy(allow_loopback=True),
         timeout=2,
+        metrics=GatewayMetrics(),
         retry_schedule=[0.1],
     )
     try:
@@ -233,7 +235,11 @@ async def test_callback_url_is_checked_again_when_sending(
         )
         row_id = row.id
     worker = DeliveryWorker(
-        db, SecretsBox(ServerSecret(SecretStr("s"))), CallbackPolicy(), timeout=2
+        db,
+        SecretsBox(ServerSecret(SecretStr("s"))),
+        CallbackPolicy(),
+        timeout=2,
+        metrics=GatewayMetrics(),
     )
     try:
         assert await worker.deliver_due() == 1

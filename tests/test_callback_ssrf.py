@@ -31,6 +31,7 @@ from dynaseal.gateway.callbacks import outbox
 from dynaseal.gateway.callbacks.delivery import DeliveryWorker
 from dynaseal.gateway.callbacks.pinned import PinnedSession
 from dynaseal.gateway.callbacks.url_policy import CallbackPolicy
+from dynaseal.gateway.metrics import GatewayMetrics
 from dynaseal.gateway.secrets_box import SecretsBox
 from dynaseal.gateway.settings import GatewaySettings
 from dynaseal.storage import Database
@@ -124,7 +125,12 @@ async def attempt_each(
             for url in urls
         ]
     worker = DeliveryWorker(
-        db, SecretsBox("s"), InternetOn127002(), timeout=3, retry_schedule=[3600.0]
+        db,
+        SecretsBox("s"),
+        InternetOn127002(),
+        timeout=3,
+        metrics=GatewayMetrics(),
+        retry_schedule=[3600.0],
     )
     try:
         assert await worker.deliver_due() == len(urls)

@@ -210,7 +210,7 @@ async def test_concurrent_requests_with_one_key_survive_a_key_reload() -> None:
             key = VerificationKey("demo-key", "HS256", DEMO_TENANT_API_KEY)
             return TenantKeys((_CachedKey(key, None),), None)
 
-    gatekeeper = Gatekeeper(GatewaySettings(), ReloadingRing(), None, None, None)
+    gatekeeper = Gatekeeper(GatewaySettings(), ReloadingRing(), None, None, None, None)
     header = f"Bearer {mint(kid='demo-key')}"
     await gatekeeper.verify(header)
     results = await asyncio.gather(*(gatekeeper.verify(header) for _ in range(10)))

@@ -21,10 +21,9 @@ from dynaseal.backend import BackendSettings
 from dynaseal.backend import create_app as create_backend
 from dynaseal.core.original_demo import DEMO_USER_PASSWORD, DEMO_USER_USERNAME
 from support.browser import (
-    LAUNCH_ARGS,
     PageWatch,
     browser_page,
-    chromium,
+    launched,
     navigates,
     reload_until,
     shoot,
@@ -41,13 +40,8 @@ MESSAGES = [{"role": "user", "content": "Hello from the browser test"}]
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    path = chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=path, args=LAUNCH_ARGS)
-        yield launched
-        launched.close()
+    with launched() as chromium:
+        yield chromium
 
 
 @pytest.fixture(scope="module")

@@ -193,12 +193,23 @@ def test_unknown_paths_answer_in_openais_error_format(gateway: ServerThread, pat
     }
 
 
-def test_the_api_documentation_includes_chat_completions(gateway: ServerThread) -> None:
+@pytest.mark.parametrize(
+    ("path", "required"),
+    [
+        ("/v1/chat/completions", {"model", "messages"}),
+        ("/v1/responses", {"model"}),
+        ("/v1/embeddings", {"model", "input"}),
+        ("/v1/completions", {"model", "prompt"}),
+    ],
+)
+def test_the_api_documentation_includes_the_device_endpoints(
+    gateway: ServerThread, path: str, required: set[str]
+) -> None:
     schema = httpx.get(gateway.url + "/openapi.json").json()
-    operation = schema["paths"]["/v1/chat/completions"]["post"]
+    operation = schema["paths"][path]["post"]
     assert "dynamic key" in operation["description"]
     body = operation["requestBody"]["content"]["application/json"]["schema"]
-    assert {"model", "messages"} <= set(_resolve(schema, body)["required"])
+    assert required <= set(_resolve(schema, body)["required"])
     assert httpx.get(gateway.url + "/docs").status_code == 200
 
 

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
 from dynaseal.core.original_demo import DEMO_TENANT_PASSWORD, DEMO_TENANT_USERNAME
@@ -176,3 +177,16 @@ def test_tenant_default_cost_caps_original_format_keys(
     assert [chat(priced, key).status_code for _ in range(3)] == [200, 429, 429]
     seen = httpx.get(priced.url + "/v1/key", headers={"Authorization": f"Bearer {key}"}).json()
     assert seen["budgets"]["max_cost"]["source"] == "tenant_default"
+
+
+def test_embeddings_cost_their_input_and_generate_nothing(
+    priced: ServerThread, upstream: FakeUpstream, sink: CallbackSink
+) -> None:
+    key = mint(max_tokens=1, max_cost="0.001")
+    device = openai.OpenAI(base_url=priced.url + "/v1", api_key=key, max_retries=0)
+    device.embeddings.create(model=DEMO_MODEL, input="hello")
+    [callback] = sink.wait_for(1, event_id=event_of(key))
+    assert callback["cost"] == "0.00000297"  # 11 input tokens at 0.27 per million
+    seen = httpx.get(priced.url + "/v1/key", headers={"Authorization": f"Bearer {key}"}).json()
+    assert seen["budgets"]["max_tokens"]["used"] == 0
+    assert seen["budgets"]["max_cost"]["used"] == "0.00000297"

@@ -22,7 +22,8 @@ from support.readme import RUNNABLE, Section, failed_line, sections, stray_marke
 README = Path(__file__).parent.parent / "README.md"
 SECTIONS = sections(README)
 #: What a block may be fenced as; anything else (``sh``, ``py`` ...) would silently not run.
-LANGUAGES = {*RUNNABLE, "json", "text", ""}
+#: ``toml`` and ``js`` are shown, never run (a file's contents, a page's code).
+LANGUAGES = {*RUNNABLE, "json", "text", "toml", "js", ""}
 SECTION_TIMEOUT_SECONDS = 300
 
 

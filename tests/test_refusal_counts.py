@@ -12,6 +12,7 @@ from sqlalchemy import select
 from dynaseal.core.errors import APIError
 from dynaseal.gateway import tenants
 from dynaseal.gateway.errors import insufficient_quota, invalid_key, model_not_allowed
+from dynaseal.gateway.metrics import GatewayMetrics
 from dynaseal.gateway.refusals import RefusalCounter, claimed_tenant, reason_of
 from dynaseal.storage import Database
 from dynaseal.storage.gateway_models import UNKNOWN_TENANT, RefusalCount
@@ -61,7 +62,7 @@ def test_reasons_and_claimed_tenants() -> None:
 
 
 async def test_counts_add_up_across_flushes_in_one_row_per_minute(db: Database) -> None:
-    counter = RefusalCounter(db, flush_seconds=60)
+    counter = RefusalCounter(db, flush_seconds=60, metrics=GatewayMetrics())
     key = bearer(mint(tenant_id=TENANT, secret="y" * 32))
     forged = bearer(mint(tenant_id="f" * 24, secret="y" * 32))
     for _ in range(3):
@@ -84,7 +85,7 @@ async def test_counts_add_up_across_flushes_in_one_row_per_minute(db: Database) 
 async def test_a_failed_flush_keeps_the_counts(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    counter = RefusalCounter(db, flush_seconds=60)
+    counter = RefusalCounter(db, flush_seconds=60, metrics=GatewayMetrics())
     key = bearer(mint(tenant_id=TENANT, secret="y" * 32))
     counter.refused(key, invalid_key())
 
@@ -101,7 +102,7 @@ async def test_a_failed_flush_keeps_the_counts(
 
 
 async def test_closing_writes_what_is_left(db: Database) -> None:
-    counter = RefusalCounter(db, flush_seconds=60)
+    counter = RefusalCounter(db, flush_seconds=60, metrics=GatewayMetrics())
     counter.start()
     counter.refused(bearer(mint(tenant_id=TENANT, secret="y" * 32)), invalid_key())
     await counter.aclose()
@@ -110,7 +111,7 @@ async def test_closing_writes_what_is_left(db: Database) -> None:
 
 async def test_forged_ids_cannot_grow_memory(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("dynaseal.gateway.refusals._MAX_COUNTERS", 10)
-    counter = RefusalCounter(db, flush_seconds=60)
+    counter = RefusalCounter(db, flush_seconds=60, metrics=GatewayMetrics())
     for i in range(50):
         counter.refused(bearer(mint(tenant_id=f"{i:024x}", secret="y" * 32)), invalid_key())
     assert len(counter._counts) <= 11 and counter.pending == 50

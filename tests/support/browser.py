@@ -53,6 +53,20 @@ def chromium() -> str:
     return path
 
 
+@contextmanager
+def launched() -> Iterator[Any]:
+    """The system Chromium, headless, driven by Playwright (skips as :func:`chromium`)."""
+    path = chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=LAUNCH_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 @dataclass
 class PageWatch:
     """What a page reported while the test used it: CSP violations and script errors

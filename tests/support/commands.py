@@ -15,7 +15,15 @@ import httpx
 from support.gateway_process import wait_until
 
 #: Settings of the developer's shell that would change what a command does.
-_UNSET = ("OPENAI_BASE_URL", "OPENAI_API_KEY", "DATABASE_URL", "REDIS_URL", "LOG_FORMAT", "COLUMNS")
+_UNSET = (
+    "OPENAI_BASE_URL",
+    "OPENAI_API_KEY",
+    "ROUTING_FILE",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "LOG_FORMAT",
+    "COLUMNS",
+)
 
 
 def environment(env: dict[str, str] | None = None) -> dict[str, str]:

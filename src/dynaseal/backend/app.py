@@ -9,9 +9,11 @@ from fastapi import FastAPI
 
 from dynaseal.backend import console, crud
 from dynaseal.backend.demo_data import load_demo_data, with_demo_tenant
+from dynaseal.backend.metrics import BackendMetrics
 from dynaseal.backend.routes import api_router
 from dynaseal.backend.settings import BackendSettings
 from dynaseal.backend.webhooks import CallbackVerifier
+from dynaseal.core import tracing
 from dynaseal.core.http import configure, include_everywhere
 from dynaseal.core.login_throttle import LoginThrottle
 from dynaseal.core.server_secret import ServerSecret
@@ -51,8 +53,10 @@ def create_app(
             if redis is not None:
                 await redis.aclose()
 
-    app = FastAPI(title="Dynaseal backend", lifespan=lifespan)
+    tracing.start(settings.tracing, "dynaseal-backend")
+    app = FastAPI(title="Dynaseal backend", lifespan=lifespan, **tracing.fastapi_options())
     app.state.settings = settings
+    app.state.metrics = metrics = BackendMetrics()
     app.state.login_throttle = LoginThrottle.for_service(settings, "backend", redis)
     server_secret = ServerSecret(settings.secret_key)
     app.state.server_secret = server_secret
@@ -64,6 +68,8 @@ def create_app(
         settings.cors_origins,
         body_limit=settings.max_body_bytes,
         body_limits={"/callback/usage": settings.max_callback_bytes},
+        metrics=metrics,
+        metrics_token=settings.metrics_token,
     )
     include_everywhere(app, [api_router])
 

@@ -51,6 +51,9 @@ def demo(
     where the web consoles are (`--keep-running` keeps them up).
     Uses the offline responder unless OPENAI_BASE_URL (and OPENAI_API_KEY) are set.
     """
+    from dynaseal.core.metrics_processes import single_process
+
+    single_process()  # before prometheus-client is imported: two services, one process
     from rich.markup import escape
 
     from dynaseal.cli.progress import DemoFailed

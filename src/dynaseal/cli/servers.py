@@ -10,6 +10,7 @@ import errno
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -17,6 +18,7 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 from dynaseal.core.logs import logging_config
+from dynaseal.core.metrics_processes import worker_gone
 
 #: How long a background server may take to run its startup (database, demo data).
 START_TIMEOUT_SECONDS = 30.0
@@ -110,7 +112,7 @@ def run_foreground(
     config = _config(app, sock, log_level, graceful_seconds=graceful_seconds, workers=workers)
     with sock:
         if workers > 1:
-            supervisor = Multiprocess(config, sockets=[sock])
+            supervisor = _Supervisor(config, sockets=[sock])
             supervisor.run()
             # uvicorn's supervisor returns normally when a worker fails its start-up.
             if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
@@ -125,6 +127,24 @@ def run_foreground(
             raise
         if not server.started:
             raise ServerFailed("the server stopped during start-up (see the log above)")
+
+
+class _Supervisor(Multiprocess):
+    """uvicorn's supervisor, telling the metrics when a worker it replaced is gone: the
+    dead worker's requests in flight must leave the sums."""
+
+    def keep_subprocess_alive(self) -> None:
+        self._forget_gone(super().keep_subprocess_alive)
+
+    def restart_all(self) -> None:
+        self._forget_gone(super().restart_all)
+
+    def _forget_gone(self, replace: Callable[[], None]) -> None:
+        before = {process.pid for process in self.processes}
+        replace()
+        for pid in before - {process.pid for process in self.processes}:
+            if pid is not None:
+                worker_gone(pid)
 
 
 class BackgroundServer:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -101,6 +102,10 @@ def gateway(
     """
     if ctx.invoked_subcommand:
         return
+    from dynaseal.core import metrics_processes
+
+    if workers == 1:
+        metrics_processes.single_process()  # before prometheus-client is imported
     from dynaseal.cli.settings import settings_or_exit
     from dynaseal.core.logs import configure_logging
     from dynaseal.gateway import app as gateway_app
@@ -134,14 +139,16 @@ def gateway(
             os.environ["BUDGET_STORE"] = "database"
         factory = gateway_app.create_app_from_environment
         app = f"{factory.__module__}:{factory.__name__}"
-    serve_on(
-        "gateway",
-        app,
-        sock,
-        log_level,
-        graceful_seconds=settings.shutdown_timeout_seconds,
-        workers=workers,
-    )
+    # The workers inherit PROMETHEUS_MULTIPROC_DIR: they add up each other's metrics.
+    with metrics_processes.shared_by_workers() if workers > 1 else nullcontext():
+        serve_on(
+            "gateway",
+            app,
+            sock,
+            log_level,
+            graceful_seconds=settings.shutdown_timeout_seconds,
+            workers=workers,
+        )
 
 
 def backend(
@@ -170,6 +177,9 @@ def backend(
     """
     if ctx.invoked_subcommand:
         return
+    from dynaseal.core.metrics_processes import single_process
+
+    single_process()  # before prometheus-client is imported
     from dynaseal.backend import app as backend_app
     from dynaseal.backend.settings import BackendSettings
     from dynaseal.cli.settings import settings_or_exit

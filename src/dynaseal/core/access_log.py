@@ -1,26 +1,33 @@
-"""One access line per HTTP request, with what the routes learnt about it.
+"""One access line per HTTP request, with what the routes learnt about it, and the
+request's HTTP metrics.
 
 :class:`AccessLog` is plain ASGI (no request objects, no body buffering): it times the
 request, reads the status and the ``x-dynaseal-refusal`` header off the response start,
 and logs one line on ``dynaseal.access`` when the response ended — after the last chunk
 of a stream. Routes add what only they know (tenant, event id, tokens, their own request
 id) with :func:`note`; lines logged while a request is served carry its request id
-(:class:`RequestFields`), so "dynamic key refused: …" is tied to its access line.
+(:class:`RequestFields`), so "dynamic key refused: …" is tied to its access line. The
+request id is the one :mod:`.request_id` gave the request (its ``x-request-id``).
+same timing feeds :class:`~dynaseal.core.metrics.HttpMetrics` (counted even when the
+access lines are off), so the metrics add no middleware of their own.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
 from contextvars import ContextVar
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dynaseal.core.metrics import HttpMetrics
+from dynaseal.core.request_id import current_request_id
+
 log = logging.getLogger("dynaseal.access")
 
 REFUSAL_HEADER = b"x-dynaseal-refusal"
+_EVENT_STREAM = b"text/event-stream"
 
 _fields: ContextVar[dict[str, Any] | None] = ContextVar("dynaseal_request_fields", default=None)
 
@@ -43,7 +50,18 @@ class RequestFields(logging.Filter):
 
 
 #: The order fields appear in on a text line; JSON lines carry them as keys.
-_SHOWN = ("tenant", "event_id", "outcome", "tokens", "refusal", "refusal_reason", "client")
+_SHOWN = (
+    "tenant",
+    "event_id",
+    "outcome",
+    "tokens",
+    "refusal",
+    "refusal_reason",
+    "deployment",
+    "upstream_request_id",
+    "upstream_ratelimit",
+    "client",
+)
 
 
 def _text(value: Any) -> str:
@@ -52,37 +70,48 @@ def _text(value: Any) -> str:
 
 
 class AccessLog:
-    """ASGI middleware logging one line per HTTP request at INFO."""
+    """ASGI middleware logging one line per HTTP request at INFO, and measuring it."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not log.isEnabledFor(logging.INFO):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        fields: dict[str, Any] = {"request_id": f"req_{uuid.uuid4().hex}"}
-        token = _fields.set(fields)
+        logged = log.isEnabledFor(logging.INFO)
+        fields: dict[str, Any] = {"request_id": current_request_id()} if logged else {}
+        token = _fields.set(fields) if logged else None
+        metrics = self.metrics
+        metrics.started()
         started = time.perf_counter()
         status = 500  # what the client gets if the app fails before answering
+        streamed = False
 
         async def send_and_watch(message: Message) -> None:
-            nonlocal status
+            nonlocal status, streamed
             if message["type"] == "http.response.start":
                 status = message["status"]
                 for name, value in message.get("headers", ()):
                     if name == REFUSAL_HEADER:
                         fields["refusal"] = value.decode("latin-1")
+                    elif name == b"content-type" and value.startswith(_EVENT_STREAM):
+                        streamed = True
+                        metrics.stream_opened()
             await send(message)
 
         try:
             await self.app(scope, receive, send_and_watch)
         finally:
-            _fields.reset(token)
-            client = scope.get("client")
-            if client:
-                fields["client"] = client[0]
-            self._log(scope, status, (time.perf_counter() - started) * 1000, fields)
+            seconds = time.perf_counter() - started
+            metrics.finished(scope, status, seconds, streamed=streamed)
+            if token is not None:
+                _fields.reset(token)
+                client = scope.get("client")
+                if client:
+                    fields["client"] = client[0]
+                self._log(scope, status, seconds * 1000, fields)
 
     @staticmethod
     def _log(scope: Scope, status: int, latency_ms: float, fields: dict[str, Any]) -> None:

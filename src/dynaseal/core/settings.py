@@ -24,6 +24,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
+from dynaseal.core.tracing import Exporter, check_installed
+
 log = logging.getLogger("dynaseal")
 
 #: Published defaults of earlier versions: anyone can sign with them, so none is accepted.
@@ -93,6 +95,10 @@ class ServiceSettings(BaseSettings):
     #: ``production`` refuses to start without SECRET_KEY, or with a weak one or a weak
     #: admin password.
     dynaseal_env: Literal["development", "production"] = "development"
+    #: Bearer token for ``GET /metrics``; unset, only clients on this machine may read it.
+    metrics_token: SecretStr | None = None
+    #: ``otlp``: a span per stage of each request, sent where the ``OTEL_*`` variables say.
+    tracing: Exporter = "off"
     mongodb_url: str | None = None
     mongodb_db: str | None = None
 
@@ -104,6 +110,12 @@ class ServiceSettings(BaseSettings):
             return None
         if value.get_secret_value() in _PUBLIC_SECRETS:
             raise ValueError("this value is published; " + _HOW_TO_MAKE_A_SECRET)
+        return value
+
+    @field_validator("tracing")
+    @classmethod
+    def _tracing_installed(cls, value: Exporter) -> Exporter:
+        check_installed(value)
         return value
 
 

@@ -1,22 +1,30 @@
 """The OpenAI-compatible gateway: verifies dynamic keys, budgets, proxies, reports usage.
 
-Where a chat completion goes, in request order:
+Where a request goes, in request order (every OpenAI endpoint takes the same path; what
+differs is described once per endpoint in :mod:`.endpoints`):
 
 * :mod:`dynaseal.core.body_limit` - the body's bytes counted as they arrive (413 past
-  the route's limit); :mod:`.routes.chat` - ``POST /v1/chat/completions`` reads it
+  the route's limit); :mod:`.routes.device` - ``POST /v1/chat/completions``
+  (``/responses``, ``/embeddings``, ``/completions``) reads it; :mod:`.device_cors` lets
+  web pages call it
 * :mod:`.admission.gatekeeper`   - **verified**: the key's signature and claims
-  (:mod:`.admission.key_ring` holds the tenant's keys), the model, the rate limits
-  (:mod:`.admission.rate_limits`, counted in :mod:`.admission.limiters`), the requests
-  in flight and a fair place in the upstream pool (:mod:`.admission.concurrency`,
-  :mod:`.relay.pool`), the body (:mod:`.admission.chat_request`, its depth
-  :mod:`.admission.json_depth`, what of it goes upstream :mod:`.admission.upstream_fields`)
+  (:mod:`.admission.key_ring` holds the tenant's keys and allowed origins), the model, the
+  rate limits (:mod:`.admission.rate_limits`, counted in :mod:`.admission.limiters`), the
+  requests in flight and a fair place in the upstream pool (:mod:`.admission.concurrency`,
+  :mod:`.relay.pool`), the body (the endpoint's, e.g. :mod:`.admission.chat_request`, its
+  depth :mod:`.admission.json_depth`, what of it goes upstream
+  :mod:`.admission.upstream_fields`), whether an upstream serves it
+  (:meth:`.routing.router.Router.screen`)
 * :mod:`.budget`                 - **budgeted**: the key's cumulative budgets (generated
   tokens, total tokens, money priced by :mod:`.pricing`; :mod:`.budget.limits`) are
   reserved by its store (:mod:`.budget.database`, :mod:`.budget.memory` or
   :mod:`.budget.redis`, all applying :mod:`.budget.rules`)
-* :mod:`.relay.proxy`            - **proxied**: upstream (:mod:`.relay.upstream` or
-  :mod:`.relay.offline`) and back, streams relayed event by event (:mod:`.relay.sse`,
-  :mod:`.relay.transcript`, which also cuts a stream past its cap)
+* :mod:`.relay.proxy`            - **proxied**: upstream and back, streams relayed event
+  by event (:mod:`.relay.sse`, the endpoint's transcript, which also cuts a stream past
+  its cap); the upstream is the :mod:`.routing` router: deployments chosen by weight,
+  fallover before the first byte, each one :mod:`.relay.upstream` or
+  :mod:`.relay.offline`, Responses requests for chat-only ones translated
+  (:mod:`.translation`)
 * :mod:`.settlement.settler`     - **settled**: once per request, whatever ended it: its
   place in flight freed, the reservation swapped for the usage
   (:mod:`.settlement.measure`), the ledger row, the budget booking and the callback
@@ -27,4 +35,6 @@ Where a chat completion goes, in request order:
   (:mod:`.callbacks.retry`)
 
 :mod:`.services` builds and wires all of it once per process; :mod:`.app` serves it.
+:mod:`.metrics` counts each step where it runs, for ``GET /metrics``; with tracing on
+(:mod:`dynaseal.core.tracing`) each step is a span.
 """

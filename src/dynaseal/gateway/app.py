@@ -11,18 +11,20 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from dynaseal import __version__
+from dynaseal.core import tracing
 from dynaseal.core.http import configure, include_everywhere
 from dynaseal.core.server_secret import ServerSecret
 from dynaseal.core.settings import load_settings
 from dynaseal.core.startup import create_if_absent, wait_for
 from dynaseal.gateway import console, demo_data, health, shared_state, tenants
+from dynaseal.gateway.device_cors import DeviceCors, is_device_path
 from dynaseal.gateway.routes import (
     account,
     admin,
     api_keys,
-    chat,
     chat_docs,
     deliveries,
+    device,
     key,
     revocations,
     usage,
@@ -52,6 +54,7 @@ def create_app(
     Unless ``prepared`` (the caller ran :func:`prepare`), the start-up does the one-time
     set-up itself: schema of an empty database, admin account, demo tenant.
     """
+    tracing.start(settings.tracing, "dynaseal-gateway")
     services = GatewayServices.build(settings, allow_loopback=demo)
 
     @asynccontextmanager
@@ -81,18 +84,24 @@ def create_app(
         version=__version__,
         summary="OpenAI-compatible gateway that enforces dynamic keys and reports usage.",
         lifespan=lifespan,
+        **tracing.fastapi_options(),
     )
     app.state.services = services
+    app.add_middleware(DeviceCors)  # before configure(): inside the access log and ids
+    device_bodies = settings.max_request_bytes  # chat (and legacy) completions, responses ...
     configure(
         app,
         settings.cors_origins,
         body_limit=settings.max_body_bytes,
-        body_limits={"/chat/completions": settings.max_request_bytes},
+        body_limits={path: device_bodies for path in ("/completions", "/responses", "/embeddings")},
+        cors_exempt=is_device_path,
+        metrics=services.metrics,
+        metrics_token=settings.metrics_token,
     )
     include_everywhere(
         app,
         [
-            chat.router,
+            device.router,
             key.router,
             account.router,
             api_keys.router,

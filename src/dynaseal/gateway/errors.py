@@ -29,6 +29,15 @@ def model_not_allowed(model: str) -> APIError:
     )
 
 
+def origin_not_allowed(origin: str) -> APIError:
+    return APIError(
+        403,
+        f"This key's tenant does not allow requests from the web origin {origin!r}.",
+        code="origin_not_allowed",
+        headers={REFUSAL_HEADER: "origin_not_allowed"},
+    )
+
+
 def insufficient_quota(message: str) -> APIError:
     """A budget of the key cannot hold the request. ``x-should-retry: false`` stops the
     OpenAI SDKs from retrying what only a new key can fix."""

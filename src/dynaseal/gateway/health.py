@@ -1,8 +1,9 @@
 """Liveness and readiness for load balancers and orchestrators.
 
 ``/healthz`` says the process is up. ``/readyz`` says whether it can serve: the database
-answers, Redis answers (when configured), the upstream accepts connections and usage is
-being written (no backlog of settled requests). A load balancer takes a replica out of
+answers, Redis answers (when configured), every model has an upstream deployment that
+accepts connections (each deployment is listed) and usage is being written (no backlog
+of settled requests). A load balancer takes a replica out of
 rotation while it is not ready. Both answer anyone, so they name no address and repeat
 no error: the log has those.
 """
@@ -43,11 +44,14 @@ async def readyz(request: Request) -> JSONResponse:
     checks = {"database": await _check("database", services.db.ping())}
     if services.redis is not None:
         checks["redis"] = await _check("Redis", services.redis.ping())
-    checks["upstream"] = await _check("upstream", services.upstream.probe())
+    reachable = await services.upstream.readiness()
+    covered = services.upstream.models_covered(reachable)
+    checks["upstream"] = "ok" if covered else "unavailable"
     if services.ledger.backlogged:
         checks["ledger"] = f"error: {services.ledger.backlog} settled requests not yet written"
     ready = all(value == "ok" for value in checks.values())
+    deployments = {name: "ok" if ok else "unavailable" for name, ok in reachable.items()}
     return JSONResponse(
-        {"status": "ready" if ready else "not_ready", "checks": checks},
+        {"status": "ready" if ready else "not_ready", "checks": checks, "deployments": deployments},
         status_code=200 if ready else 503,
     )

@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -32,6 +32,9 @@ from dynaseal.gateway.errors import REFUSAL_HEADER
 from dynaseal.keys import InvalidKey, peek_key
 from dynaseal.storage import Database
 from dynaseal.storage.gateway_models import UNKNOWN_TENANT, RefusalCount, Tenant
+
+if TYPE_CHECKING:
+    from dynaseal.gateway.metrics import GatewayMetrics
 
 log = logging.getLogger("dynaseal.gateway")
 
@@ -74,15 +77,18 @@ def claimed_tenant(authorization: str | None) -> str:
 
 
 class RefusalCounter:
-    def __init__(self, db: Database, flush_seconds: float) -> None:
+    def __init__(self, db: Database, flush_seconds: float, metrics: GatewayMetrics) -> None:
         self._db = db
+        self._metrics = metrics
         self._flush_seconds = flush_seconds
         self._counts: dict[Counter, int] = {}
         self._task: asyncio.Task[None] | None = None
 
     def refused(self, authorization: str | None, error: APIError) -> None:
         """Count one refused request (no I/O; called on the request path)."""
-        counter = (claimed_tenant(authorization), int(time.time()) // 60 * 60, reason_of(error))
+        reason = reason_of(error)
+        self._metrics.refused(reason)
+        counter = (claimed_tenant(authorization), int(time.time()) // 60 * 60, reason)
         counts = self._counts
         if counter not in counts and len(counts) >= _MAX_COUNTERS:
             counter = (UNKNOWN_TENANT, counter[1], counter[2])

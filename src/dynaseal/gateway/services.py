@@ -23,12 +23,13 @@ from dynaseal.gateway.budget.store import BudgetStore
 from dynaseal.gateway.callbacks.delivery import DeliveryWorker
 from dynaseal.gateway.callbacks.url_policy import CallbackPolicy
 from dynaseal.gateway.exclusive import ExclusiveUse
+from dynaseal.gateway.metrics import GatewayMetrics, MeasuredUpstream
 from dynaseal.gateway.pricing import Price, load_prices
 from dynaseal.gateway.refusals import RefusalCounter
 from dynaseal.gateway.relay import pool
-from dynaseal.gateway.relay.offline import OfflineUpstream
 from dynaseal.gateway.relay.proxy import RelaySettings
-from dynaseal.gateway.relay.upstream import HttpUpstream, Upstream
+from dynaseal.gateway.routing.build import build_router
+from dynaseal.gateway.routing.router import Router
 from dynaseal.gateway.secrets_box import SecretsBox
 from dynaseal.gateway.settings import GatewaySettings
 from dynaseal.gateway.settlement.settler import Settler
@@ -36,18 +37,6 @@ from dynaseal.gateway.settlement.writer import LedgerWriter
 from dynaseal.storage import Database
 
 SESSION_AUDIENCE = "dynaseal-gateway-session"
-
-
-def _upstream(settings: GatewaySettings, connections: int) -> Upstream:
-    if settings.openai_base_url is None:
-        return OfflineUpstream()
-    api_key = settings.openai_api_key
-    return HttpUpstream(
-        str(settings.openai_base_url),
-        api_key.get_secret_value() if api_key else None,
-        timeout=settings.upstream_timeout_seconds,
-        max_connections=connections,
-    )
 
 
 def _concurrency(settings: GatewaySettings) -> Concurrency:
@@ -92,7 +81,7 @@ class GatewayServices:
     gatekeeper: Gatekeeper
     concurrency: Concurrency
     settler: Settler
-    upstream: Upstream
+    upstream: Router
     relay: RelaySettings
     delivery: DeliveryWorker
     sessions: SessionTokens
@@ -102,12 +91,15 @@ class GatewayServices:
     exclusive: ExclusiveUse | None
     prices: dict[str, Price]
     refusals: RefusalCounter
+    metrics: GatewayMetrics
 
     @classmethod
     def build(cls, settings: GatewaySettings, *, allow_loopback: bool = False) -> GatewayServices:
         """``allow_loopback``: the demo's callback URL is on 127.0.0.1."""
         prices = load_prices(settings.prices_file, settings.model_prices)
         db = Database(settings.database_url)
+        metrics = GatewayMetrics()
+        metrics.watch_outbox(db)
         server_secret = ServerSecret(settings.secret_key)
         box = SecretsBox(server_secret)
         key_ring = KeyRing(db, box, settings.key_cache_seconds)
@@ -123,6 +115,7 @@ class GatewayServices:
             box,
             policy,
             timeout=settings.callback_timeout_seconds,
+            metrics=metrics,
             retry_schedule=settings.callback_retry_schedule_seconds,
             gather_seconds=settings.callback_gather_seconds,
         )
@@ -130,6 +123,7 @@ class GatewayServices:
             db,
             budget,
             delivery,
+            metrics,
             # Nobody awaits the write unless the store books reservations: let them gather.
             gather_seconds=0.0 if budget.books_reservations else settings.ledger_gather_seconds,
         )
@@ -141,10 +135,16 @@ class GatewayServices:
             box=box,
             key_ring=key_ring,
             budget=budget,
-            gatekeeper=Gatekeeper(settings, key_ring, budget, limiter, concurrency, prices),
+            gatekeeper=Gatekeeper(
+                settings, key_ring, budget, limiter, concurrency, metrics, prices
+            ),
             concurrency=concurrency,
-            settler=Settler(budget, limiter, ledger),
-            upstream=_upstream(settings, concurrency.pool.capacity),
+            settler=Settler(budget, limiter, ledger, metrics),
+            upstream=build_router(
+                settings,
+                concurrency.pool.capacity,
+                lambda upstream: MeasuredUpstream(upstream, metrics),
+            ),
             relay=RelaySettings(
                 content_limit=settings.callback_content_max_chars,
                 write_timeout=settings.client_write_timeout_seconds,
@@ -156,7 +156,8 @@ class GatewayServices:
             ledger=ledger,
             exclusive=exclusive,
             prices=prices,
-            refusals=RefusalCounter(db, settings.refusal_flush_seconds),
+            refusals=RefusalCounter(db, settings.refusal_flush_seconds, metrics),
+            metrics=metrics,
         )
 
     def start(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import (
     AnyHttpUrl,
@@ -16,13 +16,15 @@ from pydantic import (
     SecretStr,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
-from dynaseal.core.settings import NumberList, ServiceSettings, TextList
+from dynaseal.core.settings import ConfigError, NumberList, ServiceSettings, TextList
 from dynaseal.gateway.admission.concurrency import CONCURRENCY_NAMES
 from dynaseal.gateway.admission.rate_limits import LIMIT_NAMES
 from dynaseal.gateway.admission.upstream_fields import LENGTH_FIELDS
 from dynaseal.gateway.callbacks.retry import DEFAULT_RETRY_SCHEDULE
+from dynaseal.gateway.routing.config import load_routing_file
 from dynaseal.keys import DEFAULT_AUDIENCE
 
 
@@ -32,6 +34,9 @@ class GatewaySettings(ServiceSettings):
     #: Credentials in it (``http://user:password@proxy/v1``) are sent as basic auth.
     openai_base_url: AnyHttpUrl | None = None
     openai_api_key: SecretStr | None = None
+    #: Model routing: a TOML file mapping public model names to upstream deployments
+    #: (:mod:`dynaseal.gateway.routing.config`); instead of OPENAI_BASE_URL.
+    routing_file: Path | None = None
     #: The ``aud`` dynamic keys in our own format must carry.
     gateway_audience: str = DEFAULT_AUDIENCE
     #: Clock skew tolerated on ``exp`` / ``nbf`` / ``iat`` of dynamic keys.
@@ -115,6 +120,26 @@ class GatewaySettings(ServiceSettings):
                 "OPENAI_BASE_URL for a proxy that wants basic auth, or use OPENAI_API_KEY alone"
             )
         return value
+
+    @field_validator("routing_file")
+    @classmethod
+    def _routing_file_is_sound(cls, value: Path | None) -> Path | None:
+        """Checked when the settings are read, so a bad file stops the start at once."""
+        if value is not None:
+            try:
+                load_routing_file(value)
+            except ConfigError as exc:
+                raise ValueError(str(exc).removeprefix("ROUTING_FILE: ")) from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_the_upstream(self) -> Self:
+        if self.routing_file is not None and self.openai_base_url is not None:
+            raise ValueError(
+                "ROUTING_FILE and OPENAI_BASE_URL are both set: give the upstream in the "
+                'routing file (a deployment with model = "*" serves every other model)'
+            )
+        return self
 
     @field_validator("upstream_cap_fields")
     @classmethod

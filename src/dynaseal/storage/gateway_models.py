@@ -62,6 +62,9 @@ class Tenant(GatewayBase):
     #: The request fields this tenant lets through to the upstream (unset: the default
     #: list of :mod:`dynaseal.gateway.admission.upstream_fields`).
     upstream_fields: Mapped[list[str] | None] = mapped_column(JSON)
+    #: The web origins (``https://app.example``) its dynamic keys work from; None: any.
+    #: Checked on the ``Origin`` of each device request (browser pages send one).
+    allowed_origins: Mapped[list[str] | None] = mapped_column(JSON)
     #: Keys this tenant minted before this time are refused (revoke everything issued).
     keys_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -144,6 +147,11 @@ class UsageRecord(GatewayBase):
     ended_at: Mapped[datetime] = mapped_column(UTCDateTime)
     latency_ms: Mapped[int]
     time_to_first_token_ms: Mapped[int | None]
+    #: The OpenAI endpoint (chat, responses, embeddings, completions).
+    endpoint: Mapped[str] = mapped_column(String(16), default="chat")
+    #: Each upstream deployment tried, in order: ``[{"deployment", "status",
+    #: "latency_ms"}]`` (status: the HTTP status, or connect_error / timeout).
+    attempts: Mapped[list[dict[str, object]] | None] = mapped_column(JSON)
 
 
 class CallbackDelivery(GatewayBase):

@@ -65,6 +65,7 @@ async def create_key(
             cnf_jkt=jkt,
         )
         crud.record_issued_key(session, minted, user.id)
+    request.app.state.metrics.key_minted()
     gateway_url = settings.gateway_url.rstrip("/")
     return KeyCreated(
         token=minted.token,

@@ -10,8 +10,9 @@ from pydantic import ValidationError
 
 from dynaseal.backend import crud
 from dynaseal.backend.deps import CurrentUser, DatabaseDep, VerifierDep
+from dynaseal.backend.metrics import BackendMetrics
 from dynaseal.backend.schemas import UsageEntry, UsageList, UsagePayload
-from dynaseal.core.errors import bad_request
+from dynaseal.core.errors import APIError, bad_request
 
 router = APIRouter(tags=["usage"])
 log = logging.getLogger("dynaseal.backend")
@@ -31,20 +32,28 @@ async def usage_callback(
     acknowledged (so the gateway stops) but never counted twice."""
     # The raw body is read here (not by FastAPI) because the signature covers the exact
     # bytes the gateway signed.
+    metrics: BackendMetrics = request.app.state.metrics
     body = await request.body()
-    verified = verifier.verify(body, request.headers)
+    try:
+        verified = verifier.verify(body, request.headers)
+    except APIError:
+        metrics.callback_received("invalid_signature")
+        raise
     try:
         payload = UsagePayload.model_validate_json(body)
     except ValidationError as exc:
+        metrics.callback_received("malformed")
         first = exc.errors()[0]
         param = ".".join(str(p) for p in first["loc"]) or None
         raise bad_request(f"malformed usage callback: {first['msg']}", param) from None
     if payload.type == "test":
+        metrics.callback_received("test")
         log.info("test callback received: event_id=%s", payload.event_id)
         return {"received": True, "test": True}
     stored = await crud.store_callback(
         db, delivery_id(request, payload), payload, signature_verified=verified
     )
+    metrics.callback_received("stored" if stored else "duplicate")
     if not stored:
         return {"received": True, "duplicate": True}
     # Never the content: it is an end user's conversation (GET /usage shows it to them).

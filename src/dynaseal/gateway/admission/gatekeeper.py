@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from dynaseal.core import tracing
 from dynaseal.core.access_log import note
 from dynaseal.core.money import MAX_UNITS
-from dynaseal.gateway.admission import chat_request
+from dynaseal.core.request_id import current_request_id
 from dynaseal.gateway.admission.concurrency import Concurrency, Slot
 from dynaseal.gateway.admission.key_ring import KeyRing, TenantKeys
 from dynaseal.gateway.admission.limiters import RateLimiter
@@ -21,11 +21,21 @@ from dynaseal.gateway.budget import report
 from dynaseal.gateway.budget.limits import budgets_of
 from dynaseal.gateway.budget.rules import Amounts, Ask, Reservation
 from dynaseal.gateway.budget.store import BudgetStore
-from dynaseal.gateway.errors import invalid_key, model_not_allowed, model_not_priced
+from dynaseal.gateway.endpoints.base import Demand, Endpoint, EndpointName
+from dynaseal.gateway.endpoints.chat import CHAT
+from dynaseal.gateway.errors import (
+    invalid_key,
+    model_not_allowed,
+    model_not_priced,
+    origin_not_allowed,
+)
 from dynaseal.gateway.pricing import Price
-from dynaseal.gateway.relay.token_estimate import estimate_prompt_tokens
+from dynaseal.gateway.relay.attempts import Attempt
 from dynaseal.gateway.settings import GatewaySettings
 from dynaseal.keys import InvalidKey, KeyGrant, peek_key, verify_key
+
+if TYPE_CHECKING:
+    from dynaseal.gateway.metrics import GatewayMetrics
 
 log = logging.getLogger("dynaseal.gateway")
 
@@ -53,7 +63,11 @@ class Admission:
     rate_verdict: Verdict | None = None
     slot: Slot | None = None  # its place in flight, released when it is settled
     upstream_headers: dict[str, str] = field(default_factory=dict)  # what was dropped
-    request_id: str = field(default_factory=lambda: f"req_{uuid.uuid4().hex}")
+    #: Which OpenAI endpoint the request is for (how its body and answer are read).
+    endpoint: Endpoint = CHAT
+    #: Each upstream deployment tried, in order (the router notes them).
+    attempts: list[Attempt] = field(default_factory=list)
+    request_id: str = field(default_factory=current_request_id)
     started_at: float = field(default_factory=time.time)
     #: The model's price (``None``: none known, the request's cost is unknown).
     price: Price | None = None
@@ -84,14 +98,16 @@ class Gatekeeper:
         budget: BudgetStore,
         limiter: RateLimiter,
         concurrency: Concurrency,
+        metrics: GatewayMetrics,
         prices: Mapping[str, Price] | None = None,
     ) -> None:
         self._settings = settings
         self._key_ring = key_ring
         self._budget = budget
         self._limiter = limiter
-        self._concurrency = concurrency
         self._prices = prices or {}  # the gateway's table; a tenant's own prices win
+        self._concurrency = concurrency
+        self._metrics = metrics
         # token -> (the tenant keys it was verified against, its grant). A device reuses
         # its key for many requests; re-checking the signature each time is wasted work.
         self._verified: dict[str, tuple[TenantKeys, KeyGrant]] = {}
@@ -113,9 +129,20 @@ class Gatekeeper:
         self._verified.pop(token, None)  # a concurrent request may have dropped it already
         return None
 
-    async def verify(self, authorization: str | None) -> tuple[KeyGrant, TenantKeys]:
+    @tracing.traced("dynaseal.verify_key")
+    async def verify(
+        self, authorization: str | None, origin: str | None = None
+    ) -> tuple[KeyGrant, TenantKeys]:
         """What the key grants (and its tenant's keys), or the one generic 401; the log
-        says why."""
+        says why. A request from a web page (``origin``) is refused with 403 unless the
+        tenant lets its keys work from there."""
+        grant, tenant_keys = await self._verify(authorization)
+        allowed = tenant_keys.allowed_origins
+        if origin is not None and allowed is not None and origin not in allowed:
+            raise origin_not_allowed(origin)
+        return grant, tenant_keys
+
+    async def _verify(self, authorization: str | None) -> tuple[KeyGrant, TenantKeys]:
         settings = self._settings
         token = bearer_token(authorization)
         cached = await self._still_valid(token)
@@ -146,9 +173,19 @@ class Gatekeeper:
         self._verified[token] = (tenant_keys, grant)
         return grant, tenant_keys
 
-    async def admit(self, authorization: str | None, raw_body: bytes) -> Admission:
-        grant, tenant_keys = await self.verify(authorization)
-        body = chat_request.parse_chat_body(raw_body)
+    async def admit(
+        self,
+        authorization: str | None,
+        raw_body: bytes,
+        endpoint: Endpoint = CHAT,
+        *,
+        origin: str | None = None,
+        screen: Callable[[EndpointName, dict[str, Any]], None] | None = None,
+    ) -> Admission:
+        """Admit a request to ``endpoint``; ``screen`` refuses (400) what no upstream can
+        serve, before anything is reserved."""
+        grant, tenant_keys = await self.verify(authorization, origin)
+        body = endpoint.parse(raw_body)
         model = body["model"]
         if not grant.allows_model(model):
             raise model_not_allowed(model)
@@ -156,22 +193,28 @@ class Gatekeeper:
         price = tenant_keys.prices.get(model) or self._prices.get(model)
         if budgets.cost is not None and price is None:
             raise model_not_priced(model)
+        if screen is not None:
+            screen(endpoint.name, body)
         scopes = scopes_for(grant, self._settings.rate_limits(tenant_keys.rate_limits))
         verdict = None
         if scopes:
-            verdict = await self._limiter.admit(scopes)
+            with tracing.span("dynaseal.rate_limit"):
+                verdict = await self._limiter.admit(scopes)
             if verdict.refused is not None:
                 raise verdict.error()
-        slot = await self._concurrency.enter(grant, tenant_keys.rate_limits)
+        demand = endpoint.demand(body)
+        with tracing.span("dynaseal.concurrency"):  # may wait for a place in the pool
+            slot = await self._concurrency.enter(grant, tenant_keys.rate_limits)
         try:
-            reservation = await self._budget.reserve(grant, budgets, ask_of(body, price))
+            with self._metrics.budget_call("reserve"):
+                reservation = await self._budget.reserve(grant, budgets, ask_of(demand, price))
         except BaseException:
             slot.release()
             raise
-        forwarded = chat_request.upstream_body(
+        forwarded = endpoint.upstream_body(
             body,
             reservation.completion_cap,
-            tenant_keys.upstream_fields,
+            endpoint.allowed(tenant_keys.upstream_fields),
             self._settings.upstream_cap_fields,
         )
         return Admission(
@@ -181,19 +224,20 @@ class Gatekeeper:
             upstream_body=forwarded.body,
             rate_scopes=scopes,
             rate_verdict=verdict,
-            price=price,
             slot=slot,
             upstream_headers=forwarded.headers(),
+            endpoint=endpoint,
+            price=price,
         )
 
 
-def ask_of(body: dict[str, Any], price: Price | None) -> Ask:
-    """What a checked chat request asks of its key's budgets."""
-    prompt = estimate_prompt_tokens(body)
+def ask_of(demand: Demand, price: Price | None) -> Ask:
+    """What a checked request asks of its key's budgets, money included."""
+    prompt = demand.prompt_estimate
     return Ask(
         prompt_estimate=prompt,
         prompt_cost=0 if price is None else min(prompt * price.prompt_token, MAX_UNITS),
         output_price=0 if price is None else price.output,
-        requested_cap=chat_request.requested_cap(body),
-        choices=body.get("n") or 1,
+        requested_cap=demand.requested_cap,
+        choices=demand.choices,
     )

@@ -14,7 +14,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from dynaseal.gateway.admission.upstream_fields import allowed_fields
 from dynaseal.gateway.budget.limits import KeyDefaults
 from dynaseal.gateway.pricing import Price, PriceError, parse_prices
 from dynaseal.gateway.secrets_box import SecretsBox
@@ -36,11 +35,14 @@ class TenantKeys:
     keys: tuple[_CachedKey, ...]
     not_before: float | None  # keys minted before this unix time are refused
     rate_limits: dict[str, int] = field(default_factory=dict)  # the tenant's own limits
+    #: The web origins the tenant's keys work from (None: any; see gateway.device_cors).
+    allowed_origins: frozenset[str] | None = None
+    #: The request fields the tenant lets through to the upstream (None: each endpoint's
+    #: default list; see :meth:`dynaseal.gateway.endpoints.base.Endpoint.allowed`).
+    upstream_fields: frozenset[str] | None = None
     #: Budgets for keys that carry none of their own.
     key_defaults: KeyDefaults = field(default_factory=KeyDefaults)
     prices: dict[str, Price] = field(default_factory=dict)  # over the gateway's table
-    #: The request fields the tenant lets through to the upstream.
-    upstream_fields: frozenset[str] = field(default_factory=lambda: allowed_fields(None))
 
     def active(self, now: float) -> tuple[VerificationKey, ...]:
         return tuple(c.key for c in self.keys if c.retires_at is None or c.retires_at > now)
@@ -91,13 +93,15 @@ class KeyRing:
                     _CachedKey(VerificationKey(record.kid, record.algorithm, material), retires)
                 )
         cutoff = tenant.keys_not_before.timestamp() if tenant.keys_not_before else None
+        origins, fields = tenant.allowed_origins, tenant.upstream_fields
         return TenantKeys(
             tuple(keys),
             cutoff,
             dict(tenant.rate_limits or {}),
-            key_defaults=KeyDefaults.stored(tenant.key_defaults),
-            prices=self._prices(tenant),
-            upstream_fields=allowed_fields(tenant.upstream_fields),
+            None if origins is None else frozenset(origins),
+            None if fields is None else frozenset(fields),
+            KeyDefaults.stored(tenant.key_defaults),
+            self._prices(tenant),
         )
 
     @staticmethod

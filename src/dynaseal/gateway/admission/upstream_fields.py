@@ -129,13 +129,18 @@ def _capped_object(value: dict[str, Any], cap: int) -> dict[str, Any]:
 
 
 def forward(
-    body: dict[str, Any], cap: int, allowed: frozenset[str], cap_fields: Iterable[str] = ()
+    body: dict[str, Any],
+    cap: int,
+    allowed: frozenset[str],
+    cap_fields: Iterable[str] = (),
+    cap_field: str | None = "max_tokens",
 ) -> Forwarded:
     """The body to send upstream for a completion cap of ``cap`` tokens per choice.
 
     ``cap_fields``: length fields the operator wants set on every request (for an upstream
     that reads a name devices may not send, e.g. ``max_tokens`` on a server that ignores
-    ``max_completion_tokens``).
+    ``max_completion_tokens``). ``cap_field``: the endpoint's own length field, set to the
+    cap when the device sent none (``None``: an endpoint that generates nothing).
     """
     forwarded: dict[str, Any] = {}
     dropped: list[str] = []
@@ -148,8 +153,10 @@ def forward(
             forwarded[name] = _capped_object(value, cap)
         else:
             forwarded[name] = value
-    if "max_tokens" not in forwarded and "max_completion_tokens" not in forwarded:
-        forwarded["max_tokens"] = cap
+    if cap_field is not None and not {cap_field, "max_tokens", "max_completion_tokens"} & set(
+        forwarded
+    ):
+        forwarded[cap_field] = cap
     for name in cap_fields:
         forwarded[name] = _at_most(forwarded.get(name), cap)
     return Forwarded(forwarded, tuple(dropped))

@@ -13,7 +13,9 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
+from dynaseal.core import tracing
 from dynaseal.gateway.callbacks import outbox
 from dynaseal.gateway.callbacks.outbox import Attempt, Claimed
 from dynaseal.gateway.callbacks.retry import DEFAULT_RETRY_SCHEDULE, RetryPolicy
@@ -21,6 +23,9 @@ from dynaseal.gateway.callbacks.sender import CallbackSender
 from dynaseal.gateway.callbacks.url_policy import CallbackPolicy
 from dynaseal.gateway.secrets_box import SecretsBox
 from dynaseal.storage import Database
+
+if TYPE_CHECKING:
+    from dynaseal.gateway.metrics import GatewayMetrics
 
 log = logging.getLogger("dynaseal.gateway.delivery")
 
@@ -64,11 +69,13 @@ class DeliveryWorker:
         policy: CallbackPolicy,
         *,
         timeout: float,
+        metrics: GatewayMetrics,
         retry_schedule: Sequence[float] = DEFAULT_RETRY_SCHEDULE,
         poll_seconds: float = 1.0,
         gather_seconds: float = 0.0,
     ) -> None:
         self._db = db
+        self._metrics = metrics
         self._box = box
         self._sender = CallbackSender(policy, timeout=timeout)
         self._retry = RetryPolicy(retry_schedule)
@@ -123,6 +130,7 @@ class DeliveryWorker:
             attempts = await asyncio.gather(*(self._attempt(row) for row in claimed))
             for attempt in attempts:
                 _log(attempt)
+                self._metrics.callback_attempted(attempt)
             await outbox.record_attempts(self._db, attempts)
             retries = [a.step.retry_in for a in attempts if a.step.retry_in is not None]
             if retries:
@@ -131,7 +139,8 @@ class DeliveryWorker:
 
     async def _attempt(self, row: Claimed) -> Attempt:
         attempted_at = datetime.now(UTC)
-        result = await self._sender.send(row)
+        with tracing.span("dynaseal.callback.deliver", {"dynaseal.tenant_id": row.tenant_id}):
+            result = await self._sender.send(row)
         return Attempt(row, attempted_at, result, self._retry.after(result, row.attempts + 1))
 
     def _wake_in(self, delay: float) -> None:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dynaseal.core.errors import APIError
@@ -217,3 +217,25 @@ async def record_attempts(db: Database, attempts: Sequence[Attempt]) -> None:
         await session.execute(update(CallbackDelivery), [_row_update(a, now) for a in attempts])
         for tenant_id in gone:
             await disable_endpoint(session, tenant_id)
+
+
+async def backlog(db: Database, statuses: Sequence[str]) -> tuple[dict[str, int], datetime | None]:
+    """How many rows have each of ``statuses``, and when the oldest ``pending`` one was
+    queued (for the metrics: one query on the status index, at scrape time)."""
+    async with db.reads() as session:
+        rows = await session.execute(
+            select(
+                CallbackDelivery.status,
+                func.count(),
+                func.min(CallbackDelivery.created_at),
+            )
+            .where(CallbackDelivery.status.in_(statuses))
+            .group_by(CallbackDelivery.status)
+        )
+        counts: dict[str, int] = {}
+        oldest: datetime | None = None
+        for status, count, first in rows:
+            counts[status] = count
+            if status == "pending":
+                oldest = first
+    return counts, oldest

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
 
+from dynaseal.core.errors import error_body
 from dynaseal.gateway.relay import sse
+from dynaseal.gateway.relay.attempts import Attempt
 from dynaseal.gateway.relay.token_estimate import estimate_prompt_tokens
 
 _INTRO = (
@@ -48,6 +50,7 @@ def _words(body: dict[str, Any]) -> list[str]:
 class _Reply:
     def __init__(self, status_code: int, chunks: AsyncIterator[bytes]) -> None:
         self.status_code = status_code
+        self.headers: Mapping[str, str] = {}
         self._chunks = chunks
 
     def aiter_raw(self) -> AsyncIterator[bytes]:
@@ -60,13 +63,31 @@ class _Reply:
         return None
 
 
+async def _single(body: dict[str, Any]) -> AsyncIterator[bytes]:
+    yield orjson.dumps(body)
+
+
 class OfflineUpstream:
     description = "offline responder"
 
     def __init__(self, word_delay: float = 0.02) -> None:
         self._word_delay = word_delay
 
-    async def send(self, body: dict[str, Any]) -> _Reply:
+    async def send(
+        self,
+        body: dict[str, Any],
+        *,
+        path: str = "/chat/completions",
+        attempts: list[Attempt] | None = None,
+    ) -> _Reply:
+        """Chat completions only: routing translates Responses requests for it."""
+        if path != "/chat/completions":
+            return _Reply(
+                404,
+                _single(
+                    error_body(f"The offline responder has no {path}.", "invalid_request_error")
+                ),
+            )
         words = _words(body)
         usage = {
             "prompt_tokens": estimate_prompt_tokens(body),

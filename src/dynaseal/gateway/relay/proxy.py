@@ -1,17 +1,20 @@
 """Proxying an admitted request upstream and relaying the answer to the device.
 
 Non-streaming answers are passed through byte for byte; streams are relayed event by
-event as the upstream sends them and always end with ``data: [DONE]``. A stream that
-goes past its completion cap (an upstream ignoring the length fields it was sent) is
-cut: the upstream is closed and the device gets ``finish_reason: "length"``. Whatever
-happens — finished, cut, upstream failure, device gone — the request is settled exactly
-once.
+event as the upstream sends them and end as their endpoint's streams do (chat and
+legacy completions with ``data: [DONE]``). A stream that goes past its completion cap
+(an upstream ignoring the length fields it was sent) is cut: the upstream is closed and
+the device gets its endpoint's end for a length cut (chat: ``finish_reason:
+"length"``). Whatever happens — finished, cut, upstream failure, device gone — the
+request is settled exactly once. The answer carries the upstream's request id as
+``x-upstream-request-id``; no other upstream header reaches the device (its rate limits
+describe the operator's account).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +23,7 @@ import orjson
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from dynaseal.core.errors import APIError, error_body
-from dynaseal.gateway.admission import chat_request
+from dynaseal.core.errors import APIError
 from dynaseal.gateway.admission.gatekeeper import Admission
 from dynaseal.gateway.errors import upstream_unavailable
 from dynaseal.gateway.relay import sse
@@ -55,24 +57,33 @@ def _error_reply(status_code: int, raw: bytes) -> Response:
 
 async def _open(upstream: Upstream, admission: Admission, settler: Settler) -> UpstreamReply:
     try:
-        return await upstream.send(admission.upstream_body)
+        return await upstream.send(
+            admission.upstream_body, path=admission.endpoint.path, attempts=admission.attempts
+        )
     except BaseException as exc:
         # Whatever stops the request here, its reservation and its place are given back.
         log.warning("upstream unreachable for %s: %s", admission.request_id, exc)
+        transcript = admission.endpoint.transcript(admission.body)
+        transcript.error = str(exc)
         with anyio.CancelScope(shield=True):
-            await settler.settle(admission, Transcript(error=str(exc)), "failed")
+            await settler.settle(admission, transcript, "failed")
         if isinstance(exc, UpstreamError):
             raise upstream_unavailable() from None
         raise
 
 
 def _transcript(admission: Admission, settings: RelaySettings) -> Transcript:
-    return Transcript(
-        wants_usage_chunk=chat_request.wants_usage_chunk(admission.body),
+    return admission.endpoint.transcript(
+        admission.body,
         cap=admission.reservation.completion_cap,
-        choices_asked=admission.body.get("n") or 1,
         content_limit=settings.content_limit,
     )
+
+
+def _from_upstream(headers: Mapping[str, str]) -> dict[str, str]:
+    """The one upstream header a device sees: the upstream's own request id."""
+    request_id = headers.get("x-request-id")
+    return {"x-upstream-request-id": request_id} if request_id else {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +117,12 @@ async def complete(
     transcript.read_completion(raw)
     if reply.status_code != 200:
         await settler.settle(admission, transcript, "failed")
-        return _error_reply(reply.status_code, raw)
-    await settler.settle(admission, transcript, "completed")
-    return Response(raw, media_type=_JSON)
+        response = _error_reply(reply.status_code, raw)
+    else:
+        await settler.settle(admission, transcript, "completed")
+        response = Response(raw, media_type=_JSON)
+    response.headers.update(_from_upstream(reply.headers))
+    return response
 
 
 async def stream(
@@ -117,7 +131,7 @@ async def stream(
     """A streaming completion: errors before the first byte get a normal error answer."""
     reply = await _open(upstream, admission, settler)
     if reply.status_code != 200:
-        transcript = Transcript()
+        transcript = _transcript(admission, settings)
         try:
             raw = await reply.aread()
         except UpstreamError:
@@ -126,9 +140,12 @@ async def stream(
             await reply.aclose()
         transcript.read_completion(raw)
         await settler.settle(admission, transcript, "failed")
-        return _error_reply(reply.status_code, raw)
-    relay = _Relay(reply, admission, settler, _transcript(admission, settings))
-    return _RelayResponse(relay, settings.write_timeout)
+        response: Response = _error_reply(reply.status_code, raw)
+    else:
+        relay = _Relay(reply, admission, settler, _transcript(admission, settings))
+        response = _RelayResponse(relay, settings.write_timeout)
+    response.headers.update(_from_upstream(reply.headers))
+    return response
 
 
 class _Relay:
@@ -165,10 +182,9 @@ class _Relay:
             log.warning("upstream stream broke for %s: %s", self._admission.request_id, exc)
             transcript.error = f"upstream stream broke off: {type(exc).__name__}"
             self.status = "failed"
-            body = error_body(
-                "The upstream broke off the stream.", "upstream_error", "upstream_unavailable"
+            yield transcript.error_frame(
+                "The upstream broke off the stream.", "upstream_unavailable"
             )
-            yield sse.frame(orjson.dumps(body))
         if transcript.past_cap:
             log.warning(
                 "upstream misbehaving: stream %s went past its cap of %d tokens; cut",
@@ -186,7 +202,9 @@ class _Relay:
                     "total_tokens": usage.total_tokens,
                 }
             )
-        yield sse.frame(sse.DONE)
+        closing = transcript.closing_frame()
+        if closing is not None:
+            yield closing
 
     async def finish(self) -> Settled | None:
         """Close the upstream and settle, once (later calls do nothing)."""

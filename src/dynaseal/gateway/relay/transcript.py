@@ -9,16 +9,20 @@ text included (content, reasoning, refusals, tool-call arguments).
 
 The text kept for the callback's ``content`` is bounded (``content_limit`` characters):
 a long answer costs the gateway no more memory, nor the outbox more space, than that.
+
+This one reads chat completions; the other endpoints' answers are read by subclasses in
+:mod:`dynaseal.gateway.endpoints`, which also frame their own errors and stream ends.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
+from dynaseal.core.errors import error_body
 from dynaseal.gateway.relay import sse
 from dynaseal.gateway.relay.token_estimate import estimate_bytes_tokens, fewest_tokens
 
@@ -59,6 +63,8 @@ def _generated_bytes(delta: dict[str, Any]) -> int:
 
 @dataclass(slots=True)
 class Transcript:
+    CHUNK_OBJECT: ClassVar[str] = "chat.completion.chunk"  # of the chunks it makes itself
+
     wants_usage_chunk: bool = True
     #: Completion cap per choice and the choices asked for; None: nothing is cut.
     cap: int | None = None
@@ -131,6 +137,12 @@ class Transcript:
 
     # ------------------------------------------------------------------ reading
 
+    @staticmethod
+    def generated(choice: dict[str, Any], *, streamed: bool) -> Any:
+        """What one choice generated: the message of a whole answer, or a chunk's delta
+        (an object whose ``content`` is the text, as :func:`_generated_bytes` reads it)."""
+        return choice.get("delta" if streamed else "message")
+
     def read_completion(self, raw: bytes) -> None:
         """Read a whole (non-streaming) chat completion body."""
         try:
@@ -142,7 +154,7 @@ class Transcript:
         self._take_usage(body.get("usage"))
         for choice in body.get("choices") or []:
             if isinstance(choice, dict):
-                message = choice.get("message")
+                message = self.generated(choice, streamed=False)
                 if isinstance(message, dict):
                     self._choice(choice.get("index")).generated_bytes += _generated_bytes(message)
                     self._keep(message.get("content"))
@@ -171,7 +183,7 @@ class Transcript:
             if not isinstance(choice, dict):
                 continue
             counted = self._choice(choice.get("index"))
-            delta = choice.get("delta")
+            delta = self.generated(choice, streamed=True)
             if isinstance(delta, dict) and (generated := _generated_bytes(delta)):
                 counted.pieces += 1
                 counted.generated_bytes += generated
@@ -199,12 +211,24 @@ class Transcript:
             for i in range(max(self.choices_asked, len(self.choices)))
             if not self._choice(i).finished
         ]
-        choices = [{"index": i, "delta": {}, "finish_reason": "length"} for i in unfinished]
+        choices = [self.length_choice(i) for i in unfinished]
         return sse.frame(orjson.dumps({**self._base(), "choices": choices}))
+
+    @staticmethod
+    def length_choice(index: int) -> dict[str, Any]:
+        return {"index": index, "delta": {}, "finish_reason": "length"}
 
     def usage_chunk(self, usage: dict[str, int]) -> bytes:
         return sse.frame(orjson.dumps({**self._base(), "choices": [], "usage": usage}))
 
     def _base(self) -> dict[str, Any]:
-        base = {"id": "", "object": "chat.completion.chunk", "created": int(time.time())}
+        base = {"id": "", "object": self.CHUNK_OBJECT, "created": int(time.time())}
         return base | {k: v for k, v in self.chunk_base.items() if v is not None}
+
+    def error_frame(self, message: str, code: str) -> bytes:
+        """The event telling the device the stream failed after it started."""
+        return sse.frame(orjson.dumps(error_body(message, "upstream_error", code)))
+
+    def closing_frame(self) -> bytes | None:
+        """What ends the stream for the device (chat completions: ``[DONE]``)."""
+        return sse.frame(sse.DONE)

@@ -1,28 +1,33 @@
-"""The upstream model server: any OpenAI-compatible ``/chat/completions``.
+"""One upstream model server: any OpenAI-compatible API (``/chat/completions``,
+``/responses``, ``/embeddings``, ``/completions`` under its base URL).
 
 One pooled keep-alive ``aiohttp`` session per gateway process (aiohttp rather than httpx
 here: its connection pool stays cheap with hundreds of connections open, which is what
 many concurrent streams mean). Both this and the offline responder hand back an
 :class:`UpstreamReply`, so the proxy has one code path; client errors surface as
-:class:`UpstreamError` whatever the client library.
+:class:`UpstreamError` whatever the client library. :mod:`dynaseal.gateway.routing`
+puts several of them behind the same :class:`Upstream` protocol.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 import aiohttp
 import orjson
 import yarl
 
+from dynaseal.gateway.relay.attempts import Attempt
+
 _CLIENT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
 
 
 class UpstreamReply(Protocol):
     status_code: int
+    headers: Mapping[str, str]  # case-insensitive when they came over HTTP
 
     def aiter_raw(self) -> AsyncIterator[bytes]: ...
 
@@ -34,7 +39,15 @@ class UpstreamReply(Protocol):
 class Upstream(Protocol):
     description: str
 
-    async def send(self, body: dict[str, Any]) -> UpstreamReply: ...
+    async def send(
+        self,
+        body: dict[str, Any],
+        *,
+        path: str = "/chat/completions",
+        attempts: list[Attempt] | None = None,
+    ) -> UpstreamReply:
+        """POST ``body`` to ``path``; a router notes each deployment it tried in
+        ``attempts`` (a single server has nothing to note)."""
 
     async def probe(self) -> None:
         """Raise unless the upstream can be reached (any HTTP answer will do)."""
@@ -54,6 +67,7 @@ class _Reply:
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
         self.status_code = response.status
+        self.headers: Mapping[str, str] = response.headers
 
     async def aiter_raw(self) -> AsyncIterator[bytes]:
         try:
@@ -113,10 +127,16 @@ class HttpUpstream:
             )
         return self._session
 
-    async def send(self, body: dict[str, Any]) -> UpstreamReply:
+    async def send(
+        self,
+        body: dict[str, Any],
+        *,
+        path: str = "/chat/completions",
+        attempts: list[Attempt] | None = None,
+    ) -> UpstreamReply:
         try:
             response = await self._client().post(
-                f"{self._base}/chat/completions", data=orjson.dumps(body), allow_redirects=False
+                self._base + path, data=orjson.dumps(body), allow_redirects=False
             )
         except _CLIENT_ERRORS as exc:
             raise _error(exc) from exc

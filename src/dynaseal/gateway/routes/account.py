@@ -17,6 +17,7 @@ from dynaseal.gateway.budget.limits import KeyDefaults
 from dynaseal.gateway.callbacks import outbox
 from dynaseal.gateway.deps import CurrentTenant, Services, allowed_callback_url
 from dynaseal.gateway.pricing import PriceError, parse_price
+from dynaseal.gateway.web_origins import WebOrigin
 from dynaseal.keys import InvalidKey
 from dynaseal.keys.claim_values import MAX_INT_CLAIM, cost_claim
 from dynaseal.storage.gateway_models import Tenant
@@ -77,6 +78,7 @@ class TenantOut(BaseModel):
     model_prices: dict[str, dict[str, str]]
     #: The request fields passed on to the upstream (the default list unless set).
     upstream_fields: list[str]
+    allowed_origins: list[str] | None = None
     total_tokens: int
     total_cost: Usd  # of the requests whose model had a price
     disabled_at: datetime | None = None
@@ -113,6 +115,9 @@ class TenantUpdate(BaseModel):
     #: sub_rpm, sub_tpm, tenant_rpm, tenant_tpm; in flight at once key_concurrency,
     #: sub_concurrency, tenant_concurrency.
     rate_limits: dict[RateLimitName, NonNegativeInt] | None = None
+    #: The web origins (``https://app.example``) the tenant's dynamic keys may be used
+    #: from; null: any. Requests without an Origin (apps, servers) are not affected.
+    allowed_origins: list[WebOrigin] | None = Field(default=None, max_length=100)
     #: The request fields passed on to the upstream, replacing the default list (model,
     #: messages, stream, n and the token caps always pass; length fields are capped);
     #: null restores the default.
@@ -208,6 +213,9 @@ async def update_me(tenant: CurrentTenant, services: Services, body: TenantUpdat
             row.callback_include_content = body.callback_include_content
         if "callback_include_prompt" in given:
             row.callback_include_prompt = body.callback_include_prompt
+        if "allowed_origins" in given:
+            origins = body.allowed_origins
+            row.allowed_origins = None if origins is None else sorted(set(origins))
         if "rate_limits" in given:
             limits = body.rate_limits
             row.rate_limits = None if limits is None else (row.rate_limits or {}) | dict(limits)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
@@ -34,6 +34,9 @@ class UsageRecordOut(BaseModel):
     ended_at: datetime
     latency_ms: int
     time_to_first_token_ms: int | None
+    endpoint: str
+    #: Each upstream deployment tried: {"deployment", "status", "latency_ms"}.
+    attempts: list[dict[str, Any]] | None
 
 
 class UsageTotals(BaseModel):

@@ -47,6 +47,8 @@ def _ledger_row(settled: Settled) -> dict[str, Any]:
         "ended_at": datetime.fromtimestamp(timing.ended_at, UTC),
         "latency_ms": timing.latency_ms,
         "time_to_first_token_ms": timing.time_to_first_token_ms,
+        "endpoint": admission.endpoint.name,
+        "attempts": [attempt.to_json() for attempt in admission.attempts] or None,
     }
 
 

@@ -106,6 +106,7 @@ def callback_payload(settled: Settled, privacy: CallbackPrivacy) -> dict[str, An
         "tokens": usage.total_tokens,
         "cost": None if settled.cost is None else usd(settled.cost),
         "model": admission.model,
+        "endpoint": admission.endpoint.name,
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "usage": {

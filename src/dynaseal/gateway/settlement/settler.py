@@ -8,7 +8,9 @@ limits, and hands it to the ledger writer, which books it durably with its callb
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
+from dynaseal.core import tracing
 from dynaseal.core.access_log import note
 from dynaseal.gateway.admission.gatekeeper import Admission
 from dynaseal.gateway.admission.limiters import RateLimiter
@@ -17,17 +19,28 @@ from dynaseal.gateway.relay.transcript import Transcript
 from dynaseal.gateway.settlement.measure import Settled, Status, finish
 from dynaseal.gateway.settlement.writer import LedgerWriter
 
+if TYPE_CHECKING:
+    from dynaseal.gateway.metrics import GatewayMetrics
+
 log = logging.getLogger("dynaseal.gateway")
 
 
 class Settler:
     """Settles the requests of one gateway process, with the stores that admitted them."""
 
-    def __init__(self, budget: BudgetStore, limiter: RateLimiter, ledger: LedgerWriter) -> None:
+    def __init__(
+        self,
+        budget: BudgetStore,
+        limiter: RateLimiter,
+        ledger: LedgerWriter,
+        metrics: GatewayMetrics,
+    ) -> None:
         self._budget = budget
         self._limiter = limiter
         self._ledger = ledger
+        self._metrics = metrics
 
+    @tracing.traced("dynaseal.settle")
     async def settle(self, admission: Admission, transcript: Transcript, status: Status) -> Settled:
         """A request ended: free its place in flight and its reservation, count its
         tokens, record it durably."""
@@ -36,7 +49,9 @@ class Settler:
         settled = finish(admission, transcript, status)
         admission.used = settled.amounts  # what the answer's budget headers give back
         note(tokens=settled.used, outcome=status)
-        await self._budget.release(admission.grant, admission.reservation, settled.amounts)
+        self._metrics.settled(settled)
+        with self._metrics.budget_call("release"):
+            await self._budget.release(admission.grant, admission.reservation, settled.amounts)
         if admission.rate_scopes:
             try:
                 await self._limiter.add_tokens(admission.rate_scopes, settled.used)

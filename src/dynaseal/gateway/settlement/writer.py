@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.exc import IntegrityError
 
@@ -23,6 +23,9 @@ from dynaseal.gateway.budget.store import BudgetStore
 from dynaseal.gateway.settlement import ledger
 from dynaseal.gateway.settlement.measure import Settled
 from dynaseal.storage import Database
+
+if TYPE_CHECKING:
+    from dynaseal.gateway.metrics import GatewayMetrics
 
 log = logging.getLogger("dynaseal.gateway")
 
@@ -43,11 +46,13 @@ class LedgerWriter:
         db: Database,
         budget: BudgetStore,
         outbox_watcher: OutboxWatcher,
+        metrics: GatewayMetrics,
         *,
         gather_seconds: float = 0.0,
         max_backlog: int = 10_000,
     ) -> None:
         self._db = db
+        self._metrics = metrics
         self._max_backlog = max_backlog
         # How long to let requests gather before writing, when nobody awaits the write.
         self._gather_seconds = gather_seconds
@@ -108,8 +113,9 @@ class LedgerWriter:
     async def _write(self, batch: list[tuple[Settled, asyncio.Future[None]]]) -> None:
         while True:
             try:
-                async with self._db.transaction() as session:
-                    queued = await ledger.record(session, self._budget, [s for s, _ in batch])
+                with self._metrics.ledger_commit(len(batch), len(self._pending)):
+                    async with self._db.transaction() as session:
+                        queued = await ledger.record(session, self._budget, [s for s, _ in batch])
             except IntegrityError as exc:
                 if len(batch) == 1:  # cannot succeed by retrying: report and move on
                     batch[0][1].set_exception(exc)

@@ -7,7 +7,7 @@ takes the old figure, ``spent`` the key's generated tokens. Costs before this re
 are unknown (no prices existed) and count as 0.
 
 Revision ID: 534ced08e148
-Revises: 4cd4a7dde0f2
+Revises: 9b7e3c1d5a20
 Create Date: 2026-12-02 09:00:00.000000
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "534ced08e148"
-down_revision: str | Sequence[str] | None = "4cd4a7dde0f2"
+down_revision: str | Sequence[str] | None = "9b7e3c1d5a20"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,96 @@
+"""The OpenAI-compatible surface devices call with their dynamic key: chat completions,
+the Responses API, embeddings, legacy completions, and the models the key may call."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+from starlette.responses import Response
+
+from dynaseal.core.access_log import note
+from dynaseal.core.errors import APIError
+from dynaseal.gateway.budget import store
+from dynaseal.gateway.deps import Services
+from dynaseal.gateway.endpoints.base import Endpoint
+from dynaseal.gateway.endpoints.chat import CHAT
+from dynaseal.gateway.endpoints.completions import COMPLETIONS
+from dynaseal.gateway.endpoints.embeddings import EMBEDDINGS
+from dynaseal.gateway.endpoints.responses import RESPONSES
+from dynaseal.gateway.relay import proxy
+
+router = APIRouter(tags=["OpenAI-compatible"])
+
+Authorization = Annotated[str | None, Header()]
+Origin = Annotated[str | None, Header()]
+
+
+def _relayed(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+    """The route of one endpoint: verify the key, reserve its budget, proxy upstream,
+    settle and report usage.
+
+    A plain Starlette endpoint: the hot path skips FastAPI's dependency resolution. The
+    request and answer are OpenAI's, documented there.
+    """
+
+    async def relay(request: Request) -> Response:
+        services = request.app.state.services
+        if services.ledger.backlogged:
+            raise APIError(
+                503,
+                "Usage cannot be recorded right now; retry shortly.",
+                code="service_unavailable",
+                headers={"Retry-After": "1"},
+            )
+        authorization = request.headers.get("authorization")
+        try:
+            raw = await request.body()  # at most MAX_REQUEST_BYTES: core.body_limit counts it
+            admission = await services.gatekeeper.admit(
+                authorization,
+                raw,
+                endpoint,
+                origin=request.headers.get("origin"),
+                screen=services.upstream.screen,
+            )
+        except APIError as refusal:  # counted in memory, for the console's charts
+            services.refusals.refused(authorization, refusal)
+            raise
+        grant = admission.grant
+        note(tenant=grant.tenant_id, event_id=grant.event_id)
+        relay = proxy.stream if admission.stream else proxy.complete
+        response = await relay(services.upstream, admission, services.settler, services.relay)
+        response.headers.update(admission.response_headers())
+        return response
+
+    return relay
+
+
+for _endpoint in (CHAT, RESPONSES, EMBEDDINGS, COMPLETIONS):
+    router.add_route(_endpoint.path, _relayed(_endpoint), methods=["POST"])
+
+
+def _model(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": int(time.time()), "owned_by": "dynaseal"}
+
+
+@router.get("/models", summary="The models this dynamic key may call")
+async def list_models(
+    services: Services, authorization: Authorization = None, origin: Origin = None
+) -> dict[str, Any]:
+    grant, _ = await services.gatekeeper.verify(authorization, origin)
+    await store.ensure_not_revoked(services.db, grant)
+    callable_models = [m for m in grant.models if services.upstream.serves(m)]
+    return {"object": "list", "data": [_model(m) for m in callable_models]}
+
+
+@router.get("/models/{model_id:path}", summary="One model this dynamic key may call")
+async def get_model(
+    model_id: str, services: Services, authorization: Authorization = None, origin: Origin = None
+) -> dict[str, Any]:
+    grant, _ = await services.gatekeeper.verify(authorization, origin)
+    await store.ensure_not_revoked(services.db, grant)
+    if not grant.allows_model(model_id) or not services.upstream.serves(model_id):
+        raise APIError(404, f"The model {model_id!r} does not exist.", code="model_not_found")
+    return _model(model_id)
