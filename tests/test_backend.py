@@ -135,8 +135,11 @@ def test_only_an_admin_creates_users(
     assert created.json()["policy"] == {
         "models": ["m1", "m2"],
         "key_budget_tokens": 50,
+        "key_total_tokens": None,
+        "key_max_cost": None,
         "key_lifetime_seconds": 60,
         "daily_token_quota": None,
+        "daily_cost_quota": None,
         "require_bound_keys": False,
     }
     assert_openai_error(backend.post("/v1/user/create", json=new_user, headers=admin), 409)

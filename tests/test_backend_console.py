@@ -85,7 +85,7 @@ def test_an_end_user_sees_their_keys_and_usage_against_the_quota(backend: Server
     assert page.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
     text = page.text
     assert f'data-event="{minted["event_id"]}"' in text and other_key["event_id"] not in text
-    assert 'data-today="150"' in text and "of 1,000 tokens" in text
+    assert 'data-today="150"' in text and "of 1,000 generated tokens" in text
     assert "daily quota 1,000" in text  # the quota line across the chart
     row = re.search(rf'data-event="{minted["event_id"]}">(.*?)</tr>', text, re.S).group(1)
     assert re.findall(r'class="num">([\d,]+)<', row) == ["1,000", "2", "150"]

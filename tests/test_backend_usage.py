@@ -183,7 +183,8 @@ def test_daily_quota_caps_keys_then_refuses_with_the_reset_time(
     yesterday = (datetime.now(UTC) - timedelta(days=1)).isoformat()
     post_signed(backend, usage_payload(first["event_id"], tokens=500, ended_at=yesterday))
     post_signed(backend, usage_payload(first["event_id"], tokens=19))
-    assert backend.post("/v1/key/create", headers=user).json()["max_tokens"] == 11
+    # The quota counts generated tokens: 14 of the 19 today, 16 left.
+    assert backend.post("/v1/key/create", headers=user).json()["max_tokens"] == 16
 
     post_signed(backend, usage_payload(first["event_id"], tokens=19))
     refused = backend.post("/v1/key/create", headers=user)

@@ -106,14 +106,14 @@ def test_a_long_non_streaming_answer_is_booked_and_reported(
     """It cannot be taken back: the whole usage is booked, the overshoot reported, and the
     key, now over its budget, refuses the next request."""
     upstream.script.length_fields = ()
-    upstream.script.words = 50
+    upstream.script.words = 70
     key = original_key(max_tokens=60)
     reply = chat(gateway, key, max_tokens=10)
     assert reply.status_code == 200
-    assert reply.json()["usage"]["completion_tokens"] == 50
+    assert reply.json()["usage"]["completion_tokens"] == 70
     [callback] = sink.wait_for(1, event_id=event_of(key))
-    assert callback["completion_tokens"] == 50 and callback["overshoot_tokens"] == 40
-    assert callback["tokens"] == 61  # over the key's 60: booked, not lost
+    assert callback["completion_tokens"] == 70 and callback["overshoot_tokens"] == 60
+    assert callback["tokens"] == 81  # 70 generated, over the key's 60: booked, not lost
     again = chat(gateway, key, max_tokens=1)
     assert again.status_code == 429
     assert again.json()["error"]["code"] == "insufficient_quota"

@@ -42,13 +42,13 @@ def chat(url: str, key: str) -> int:
 
 def test_memory_budget_carries_on_after_a_restart(tmp_path: Path, upstream: FakeUpstream) -> None:
     database = f"sqlite:///{tmp_path / 'gateway.db'}"
-    key = mint(max_tokens=100)  # five requests of 19 tokens fit
+    key = mint(max_tokens=40)  # four requests generating 8 fit (the 5th asks 10 of 8)
     with serve(create_app(settings(database, upstream), demo=True)) as gateway:
         assert [chat(gateway.url, key) for _ in range(3)] == [200, 200, 200]
     # The stop wrote every settled request; the new process starts from the database.
     with serve(create_app(settings(database, upstream), demo=True)) as gateway:
-        assert [chat(gateway.url, key) for _ in range(3)] == [200, 200, 429]
-    assert upstream.count == 5
+        assert [chat(gateway.url, key) for _ in range(3)] == [200, 429, 429]
+    assert upstream.count == 4
 
 
 def test_a_second_gateway_on_the_same_sqlite_file_refuses_to_start(tmp_path: Path) -> None:
@@ -95,10 +95,15 @@ async def test_database_budget_is_shared_by_processes_on_one_sqlite_file(
         statuses = await asyncio.gather(
             *(asyncio.to_thread(chat, urls[i % 2], key) for i in range(20))
         )
+        seen = httpx.get(urls[1] + "/v1/key", headers={"Authorization": f"Bearer {key}"}).json()
     finally:
         processes.close()
     assert sorted(statuses) == [200] + [429] * 19
     assert upstream.count == 1
+    # The row both processes reserve in: one request made, its 8 tokens booked.
+    assert seen["requests"] == {"limit": 1, "used": 1, "remaining": 0}
+    assert seen["budgets"]["max_tokens"]["used"] == 8
+    assert seen["budgets"]["max_tokens"]["reserved"] == 0
 
 
 def test_memory_store_needs_sqlite() -> None:

@@ -106,7 +106,7 @@ def test_original_device_flow_unchanged(system: System, capfd: pytest.CaptureFix
 
 def test_device_client_streams_and_renews_a_spent_key(system: System) -> None:
     with DeviceClient(system.backend_url, DEMO_USER_USERNAME, DEMO_USER_PASSWORD) as device:
-        first = device.get_key(max_tokens=40)  # room for exactly two 19-token answers
+        first = device.get_key(max_tokens=16)  # room for exactly two 8-token answers
         llm = device.openai()
         assert llm.chat.completions.create(model=first.model, messages=MESSAGES).choices
         answer = llm.chat.completions.create(model=first.model, messages=MESSAGES, stream=True)

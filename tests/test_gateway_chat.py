@@ -101,8 +101,8 @@ def test_openai_fields_pass_through_and_budget_is_forwarded(
     # Off the tenant's allow-list (the default one here): dropped, and the answer says so.
     assert "vendor_specific" not in sent
     assert raw.headers["x-dynaseal-dropped-fields"] == "vendor_specific"
-    # No max_tokens in the request: the remaining budget (minus the prompt) is forwarded.
-    assert 0 < sent["max_tokens"] < 500
+    # No max_tokens in the request: what the key may still generate is forwarded.
+    assert sent["max_tokens"] == 500
 
 
 def test_missing_usage_is_counted_by_the_gateway(

@@ -4,11 +4,14 @@ behave as one gateway; SIGTERM lets streams finish and books them."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -50,6 +53,9 @@ def replicas(
                 "SECRET_KEY": "replica-test-secret-that-is-long-enough",
                 "ADMIN_USER_PASSWORD": ADMIN_PASSWORD,
                 "CALLBACK_RETRY_SCHEDULE_SECONDS": "[0.2, 0.5, 1.0]",
+                "MODEL_PRICES": json.dumps({DEMO_MODEL: {"input": "0.27", "output": "1.10"}}),
+                # Budgets alone decide who of 200 requests at once with one key is served.
+                "RATE_LIMIT_KEY_CONCURRENCY": "0",
             }
         )
         try:
@@ -76,24 +82,44 @@ async def spread(replicas: Replicas, key: str, count: int, **body: object) -> li
         return await asyncio.gather(*(one(client, replicas.url(i)) for i in range(count)))
 
 
+@pytest.mark.parametrize(
+    "budget",
+    [
+        {"max_tokens": 400},
+        {"max_tokens": 10**6, "max_total_tokens": 800},
+        # 10 prompt tokens at 0.27 and 10 generated at 1.10 USD per million, 40 times
+        {"max_tokens": 10**6, "max_cost": "0.000548"},
+    ],
+    ids=["max_tokens", "max_total_tokens", "max_cost"],
+)
 async def test_one_budget_across_replicas(
-    replicas: Replicas, upstream: FakeUpstream, sink: CallbackSink
+    replicas: Replicas, upstream: FakeUpstream, sink: CallbackSink, budget: dict[str, Any]
 ) -> None:
-    budget = 400
-    key = mint(max_tokens=budget)
+    """Done when of issue 11: 200 requests of max_tokens 10 at once on two replicas, each
+    generating 10 tokens of a 10-token prompt (what the gateway estimates): exactly 40
+    fit in each budget, and none is overspent."""
+    upstream.script.words, upstream.script.prompt_tokens = 10, 10
+    key = mint(**budget)
     statuses = await spread(replicas, key, 200, max_tokens=10)
     granted, refused = statuses.count(200), statuses.count(429)
-    assert granted + refused == 200
     callbacks = await asyncio.to_thread(sink.wait_for, granted, 20.0, event_id=event_of(key))
-    tokens_granted = sum(p["tokens"] for p in callbacks)
+    generated = sum(p["completion_tokens"] for p in callbacks)
+    tokens = sum(p["tokens"] for p in callbacks)
+    cost = sum(Decimal(p["cost"]) for p in callbacks)
     print(
-        f"\nreplicas: 200 requests, {granted} granted, {refused} refused, "
-        f"{tokens_granted} tokens granted of a {budget}-token budget"
+        f"\nreplicas, {budget}: 200 requests, {granted} granted, {refused} refused; "
+        f"{generated} generated, {tokens} tokens, {cost} USD"
     )
-    assert tokens_granted <= budget
-    assert granted >= 1 and upstream.count == granted
-    # The ledger matches what the upstream produced: 11 prompt + 8 completion each.
-    assert len(callbacks) == granted and tokens_granted == 19 * granted
+    assert (granted, refused) == (40, 160) and upstream.count == 40 == len(callbacks)
+    assert generated <= budget["max_tokens"]
+    assert tokens <= budget.get("max_total_tokens", tokens)
+    assert cost <= Decimal(budget.get("max_cost", cost))
+    seen = httpx.get(replicas.url(1) + "/v1/key", headers={"Authorization": f"Bearer {key}"})
+    for name, figures in seen.json()["budgets"].items():
+        if figures is not None:
+            assert figures["reserved"] in (0, "0") and Decimal(figures["used"]) <= Decimal(
+                figures["limit"]
+            ), name
 
 
 async def test_single_use_key_on_both_replicas_at_once(

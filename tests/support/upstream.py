@@ -33,6 +33,7 @@ class UpstreamScript:
 
     words: int = 8  # completion length when max_tokens allows
     prompt_tokens: int = 11
+    cached_tokens: int = 0  # of the prompt tokens, reported as served from cache
     send_usage: bool = True  # False: never report usage (gateway must count)
     chunk_delay: float = 0.0
     status: int = 200  # non-200: answer with an OpenAI-format error
@@ -129,11 +130,13 @@ class FakeUpstream:
         cap = found[0] if found else 1_000_000
         words = [f"w{i} " for i in range(min(script.words, cap))]
         finish = "length" if script.words > cap else "stop"
-        usage = {
+        usage: dict[str, Any] = {
             "prompt_tokens": script.prompt_tokens,
             "completion_tokens": len(words),
             "total_tokens": script.prompt_tokens + len(words),
         }
+        if script.cached_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": script.cached_tokens}
         base = {"id": "chatcmpl-fake", "created": int(time.time()), "model": body["model"]}
         if not body.get("stream"):
             reply = {

@@ -5,8 +5,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import BigInteger, case, cast, func, or_, select, type_coerce
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -57,8 +59,11 @@ async def create_user(session: AsyncSession, data: UserCreate, password_hash: st
         is_admin=data.is_admin,
         allowed_models=data.allowed_models,
         key_budget_tokens=data.key_budget_tokens,
+        key_total_tokens=data.key_total_tokens,
+        key_max_cost=data.key_max_cost,
         key_lifetime_seconds=data.key_lifetime_seconds,
         daily_token_quota=data.daily_token_quota,
+        daily_cost_quota=data.daily_cost_quota,
         require_bound_keys=data.require_bound_keys,
     )
     session.add(user)
@@ -100,6 +105,8 @@ def record_issued_key(session: AsyncSession, minted: MintedKey, user_id: str) ->
             user_id=user_id,
             models=list(minted.models),
             max_tokens=minted.max_tokens,
+            max_total_tokens=minted.max_total_tokens,
+            max_cost=minted.max_cost,
             expires_at=datetime.fromtimestamp(minted.expires_at, UTC),
         )
     )
@@ -120,6 +127,14 @@ async def store_callback(
                     event_id=payload.event_id,
                     user_id=issued.user_id if issued else None,
                     tokens=payload.tokens,
+                    # A callback that does not say counts all its tokens as generated.
+                    completion_tokens=min(
+                        payload.tokens,
+                        payload.tokens
+                        if payload.completion_tokens is None
+                        else payload.completion_tokens,
+                    ),
+                    cost=payload.cost,
                     content=payload.content,
                     payload=payload.model_dump(mode="json"),
                     occurred_at=payload.ended_at or datetime.now(UTC),
@@ -131,13 +146,31 @@ async def store_callback(
     return True
 
 
-async def tokens_used_since(session: AsyncSession, user_id: str, since: datetime) -> int:
-    total = await session.scalar(
-        select(func.coalesce(func.sum(UsageCallback.tokens), 0)).where(
-            UsageCallback.user_id == user_id, UsageCallback.occurred_at >= since
-        )
+#: What the daily quotas count of a callback, and the budget of a key that bounds it.
+Measure = Literal["tokens", "cost"]
+_USED = {"tokens": UsageCallback.completion_tokens, "cost": UsageCallback.cost}
+_BUDGET = {"tokens": IssuedKey.max_tokens, "cost": IssuedKey.max_cost}
+
+
+def _raw(column: Any) -> Any:
+    """The column as the database holds it (money in integer units): sums and
+    differences stay exact integers; the total is read back with :func:`_total`."""
+    return type_coerce(column, BigInteger)
+
+
+def _total(expression: Any, column: Any) -> Any:
+    """A sum of raw values, read back as the column's type (PostgreSQL sums BIGINTs as
+    NUMERIC: cast back, so tokens come back as ints)."""
+    return type_coerce(cast(func.coalesce(expression, 0), BigInteger), column.type)
+
+
+async def used_since(session: AsyncSession, user_id: str, since: datetime, what: Measure) -> Any:
+    """Generated tokens (an int) or USD (a Decimal) the user's requests used since then."""
+    column = _USED[what]
+    total = _total(func.sum(_raw(column)), column)
+    return await session.scalar(
+        select(total).where(UsageCallback.user_id == user_id, UsageCallback.occurred_at >= since)
     )
-    return int(total or 0)
 
 
 async def lock_user(session: AsyncSession, user_id: str) -> None:
@@ -146,27 +179,30 @@ async def lock_user(session: AsyncSession, user_id: str) -> None:
     await session.execute(select(User.id).where(User.id == user_id).with_for_update())
 
 
-async def tokens_reserved(
-    session: AsyncSession, user_id: str, expired_after: datetime
-) -> tuple[int, datetime | None]:
-    """The budget the user's keys that expire after ``expired_after`` have not spent yet
-    (by the callbacks received so far), and the earliest expiry among those keys."""
+async def reserved_by_keys(
+    session: AsyncSession, user_id: str, expired_after: datetime, what: Measure
+) -> tuple[Any, datetime | None]:
+    """What the user's keys that expire after ``expired_after`` have not spent yet of
+    their budgets (by the callbacks received so far), and the earliest expiry among
+    those keys. Keys without such a budget hold nothing."""
+    budget = _BUDGET[what]
     spent = (
-        select(func.coalesce(func.sum(UsageCallback.tokens), 0))
+        select(func.coalesce(func.sum(_raw(_USED[what])), 0))
         .where(UsageCallback.event_id == IssuedKey.event_id)
         .correlate(IssuedKey)
         .scalar_subquery()
     )
-    unspent = IssuedKey.max_tokens - spent
+    unspent = _raw(budget) - spent
+    held = func.sum(case((unspent > 0, unspent), else_=0))
     total, earliest = (
         await session.execute(
             select(
-                func.coalesce(func.sum(case((unspent > 0, unspent), else_=0)), 0),
+                _total(held, budget),
                 func.min(case((unspent > 0, IssuedKey.expires_at))),
             ).where(IssuedKey.user_id == user_id, IssuedKey.expires_at > expired_after)
         )
     ).one()
-    return int(total or 0), earliest
+    return total, earliest
 
 
 async def keys_issued_since(
@@ -185,8 +221,8 @@ async def keys_issued_since(
 
 async def list_usage(
     session: AsyncSession, *, user_id: str | None, event_id: str | None, limit: int
-) -> tuple[Sequence[UsageCallback], int]:
-    """Callbacks newest first and the total tokens of all that match; ``user_id=None``
+) -> tuple[Sequence[UsageCallback], int, Decimal]:
+    """Callbacks newest first and the total tokens and cost of all that match; ``user_id=None``
     means every user's."""
     conditions = []
     if user_id is not None:
@@ -199,7 +235,12 @@ async def list_usage(
         .order_by(UsageCallback.received_at.desc())
         .limit(limit)
     )
-    total = await session.scalar(
-        select(func.coalesce(func.sum(UsageCallback.tokens), 0)).where(*conditions)
-    )
-    return rows.all(), int(total or 0)
+    tokens, cost = (
+        await session.execute(
+            select(
+                func.coalesce(func.sum(UsageCallback.tokens), 0),
+                func.coalesce(func.sum(UsageCallback.cost), Decimal(0)),
+            ).where(*conditions)
+        )
+    ).one()
+    return rows.all(), int(tokens or 0), cost or Decimal(0)

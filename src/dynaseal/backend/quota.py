@@ -1,28 +1,35 @@
-"""What a user may still mint: the per-user mint rate and the daily token quota.
+"""What a user may still mint: the per-user mint rate and the daily quotas, of generated
+tokens and of money.
 
-The quota counts, per UTC day, the usage the gateway reported *and* the budget the user's
+A quota counts, per UTC day, the usage the gateway reported *and* the budget the user's
 live keys have not spent yet — a key can spend all of it, so it is reserved from the
-moment the key is minted. What a key did not spend is released when it expires (after a
-grace period for the requests still running then and their callbacks); what its
-callbacks report stays used. So minting many keys first and spending them afterwards
-cannot outrun the quota: a new key gets at most what is left, none left is a 429.
+moment the key is minted: its ``max_tokens`` against the token quota (which counts
+generated tokens, as ``max_tokens`` does), its ``max_cost`` against the money quota
+(which counts what the gateway priced, prompts included). What a key did not spend is
+released when it expires (after a grace period for the requests still running then and
+their callbacks); what its callbacks report stays used. So minting many keys first and
+spending them afterwards cannot outrun a quota: a new key gets at most what is left,
+none left is a 429.
 
-Minting runs in one transaction that locks the user's row, checks both limits and
-records the new key, so a user's concurrent mints take turns and cannot all see the
-same tokens left.
+Minting runs in one transaction that locks the user's row, checks the limits and records
+the new key, so a user's concurrent mints take turns and cannot all see the same quota
+left.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dynaseal.backend import crud
-from dynaseal.backend.policy import Policy
+from dynaseal.backend.policy import KeyTerms, Policy
 from dynaseal.backend.settings import BackendSettings
 from dynaseal.core.errors import APIError, too_many_requests
+from dynaseal.core.money import text
 
 _RATE_WINDOW = timedelta(minutes=1)
 
@@ -33,36 +40,58 @@ def day_bounds(now: datetime) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-async def key_budget(
+async def key_terms(
     session: AsyncSession,
     user_id: str,
     policy: Policy,
-    wanted: int,
+    wanted: KeyTerms,
     settings: BackendSettings,
     now: datetime,
-) -> int:
-    """The budget of the key about to be minted in this transaction: ``wanted``, cut to
-    what is left of the user's quota. Raises 429 when the user mints too fast or has no
-    quota left. The caller records the key in the same transaction: that reserves it."""
+) -> KeyTerms:
+    """The terms of the key about to be minted in this transaction: ``wanted``, its
+    ``max_tokens`` and ``max_cost`` cut to what is left of the user's quotas. Raises 429
+    when the user mints too fast or has no quota left. The caller records the key in the
+    same transaction: that reserves it."""
     await crud.lock_user(session, user_id)
     await _check_mint_rate(session, user_id, settings.keys_per_user_per_minute, now)
-    if not policy.daily_token_quota:
-        return wanted
-    quota = policy.daily_token_quota
-    start, reset = day_bounds(now)
-    used = await crud.tokens_used_since(session, user_id, start)
+    terms = wanted
     grace = timedelta(seconds=settings.key_settlement_grace_seconds)
-    reserved, first_expiry = await crud.tokens_reserved(session, user_id, now - grace)
+    if policy.daily_token_quota:
+        left = await _left(session, user_id, "tokens", policy.daily_token_quota, now, grace)
+        terms = replace(terms, max_tokens=min(terms.max_tokens, left))
+    if policy.daily_cost_quota:
+        left = await _left(session, user_id, "cost", policy.daily_cost_quota, now, grace)
+        cost = terms.max_cost
+        terms = replace(terms, max_cost=left if cost is None else min(cost, left))
+    return terms
+
+
+async def _left(
+    session: AsyncSession,
+    user_id: str,
+    what: crud.Measure,
+    quota: Any,
+    now: datetime,
+    grace: timedelta,
+) -> Any:
+    """What is left today of one quota (generated tokens, or USD), or the 429."""
+    start, reset = day_bounds(now)
+    used = await crud.used_since(session, user_id, start, what)
+    reserved, first_expiry = await crud.reserved_by_keys(session, user_id, now - grace, what)
     if used + reserved < quota:
-        return min(wanted, quota - used - reserved)
+        return quota - used - reserved
+
+    def amount(value: Any) -> str:
+        return f"{value} generated tokens" if what == "tokens" else f"{text(value)} USD"
+
     # Try again when the day ends, or sooner when a key's unspent budget comes back.
     retry_at = reset if first_expiry is None else min(reset, first_expiry + grace)
     raise APIError(
         429,
-        f"Your daily quota of {quota} tokens is spent or held by your unexpired keys "
-        f"({used} used today, {reserved} not yet spent by live keys); it resets at "
-        f"{reset.isoformat().replace('+00:00', 'Z')}, and what a key leaves unspent "
-        "comes back when it expires.",
+        f"Your daily quota of {amount(quota)} is spent or held by your unexpired keys "
+        f"({amount(used)} used today, {amount(reserved)} not yet spent by live keys); it "
+        f"resets at {reset.isoformat().replace('+00:00', 'Z')}, and what a key leaves "
+        "unspent comes back when it expires.",
         code="insufficient_quota",
         type="insufficient_quota",
         headers={"Retry-After": str(max(1, math.ceil((retry_at - now).total_seconds())))},

@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, NonNegativeInt
 
+from dynaseal.core.money import Usd, UsdIn
+
 Name = Annotated[str, Field(min_length=1, max_length=128)]
 #: Token counts are bounded so that they, and sums of many, fit a 64-bit database integer.
 MAX_TOKENS = 10**12
@@ -21,9 +23,14 @@ class RefreshRequest(BaseModel):
 
 class PolicyView(BaseModel):
     models: list[str]
-    key_budget_tokens: int
+    key_budget_tokens: int = Field(description="A key's max_tokens (generated tokens).")
+    key_total_tokens: int | None = Field(default=None, description="A key's max_total_tokens.")
+    key_max_cost: Usd | None = Field(default=None, description="A key's max_cost (USD).")
     key_lifetime_seconds: int
-    daily_token_quota: int | None = Field(description="Tokens per UTC day; null: unlimited.")
+    daily_token_quota: int | None = Field(
+        description="Generated tokens per UTC day; null: unlimited."
+    )
+    daily_cost_quota: Usd | None = Field(default=None, description="USD per UTC day.")
     require_bound_keys: bool = False
 
 
@@ -43,10 +50,16 @@ class UserCreate(BaseModel):
     email: Email | None = None
     is_admin: bool = False
     allowed_models: Annotated[list[Identifier], Field(min_length=1, max_length=64)] | None = None
+    #: A key's ``max_tokens`` (generated tokens), ``max_total_tokens`` (prompt +
+    #: generated) and ``max_cost`` (USD, a decimal string); omitted: the backend default.
     key_budget_tokens: TokenBudget | None = None
+    key_total_tokens: TokenBudget | None = None
+    key_max_cost: UsdIn | None = None
     key_lifetime_seconds: Annotated[int, Field(gt=0, le=7 * 24 * 3600)] | None = None
-    #: Tokens per UTC day; omitted: the backend default; 0: unlimited.
+    #: Generated tokens per UTC day; omitted: the backend default; 0: unlimited.
     daily_token_quota: TokenCount | None = None
+    #: USD per UTC day, a decimal string; omitted: the backend default; "0": unlimited.
+    daily_cost_quota: UsdIn | None = None
     #: Only device-bound keys for this user; omitted: the backend default.
     require_bound_keys: bool | None = None
 
@@ -59,7 +72,10 @@ class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: Identifier | None = None
+    #: Less than the user's policy allows, if wanted.
     max_tokens: TokenBudget | None = None
+    max_total_tokens: TokenBudget | None = None
+    max_cost: UsdIn | None = None
     #: Bind the key to the device key of this thumbprint (``cnf.jkt``).
     dpop_jkt: Thumbprint | None = None
 
@@ -70,6 +86,8 @@ class KeyCreated(BaseModel):
     model: str
     models: list[str]
     max_tokens: int
+    max_total_tokens: int | None = None
+    max_cost: Usd | None = None
     expires_at: int
     expiring: int
     gateway_url: str
@@ -86,6 +104,7 @@ class UsagePayload(BaseModel):
     event_id: Identifier
     content: str | None = None
     tokens: TokenCount
+    cost: UsdIn | None = None
     request_id: Identifier | None = None
     model: str | None = None
     prompt_tokens: NonNegativeInt | None = None
@@ -100,6 +119,7 @@ class UsageEntry(BaseModel):
     event_id: str
     user_id: str | None
     tokens: int
+    cost: Usd | None
     content: str | None
     model: str | None
     status: str | None
@@ -112,3 +132,4 @@ class UsageList(BaseModel):
     object: str = "list"
     data: list[UsageEntry]
     total_tokens: int
+    total_cost: Usd  # of the callbacks that had a cost

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import (
@@ -14,6 +15,7 @@ from pydantic import (
 )
 from standardwebhooks.webhooks import Webhook
 
+from dynaseal.core.money import UsdIn
 from dynaseal.core.settings import ServiceSettings, TextList
 from dynaseal.keys import DEFAULT_AUDIENCE
 
@@ -38,11 +40,19 @@ class BackendSettings(ServiceSettings):
     gateway_audience: str = DEFAULT_AUDIENCE
     # The policy of users who have none of their own.
     default_models: TextList = ["deepseek-chat"]
+    #: A key's ``max_tokens``: the tokens it may have generated, over all its requests.
     key_budget_tokens: PositiveInt = 1000
+    #: A key's ``max_total_tokens`` (prompt + generated) and ``max_cost`` (USD, a decimal
+    #: string, at the gateway's prices); 0 means the key carries none.
+    key_total_tokens: NonNegativeInt = 0
+    key_max_cost: UsdIn = Decimal(0)
     key_lifetime_seconds: PositiveInt = 600
-    #: Tokens a user may use per UTC day; 0 means unlimited. The unspent budget of the
-    #: user's live keys counts as used, so keys minted in advance cannot outrun it.
+    #: Generated tokens a user may use per UTC day; 0 means unlimited. The unspent budget
+    #: of the user's live keys counts as used, so keys minted in advance cannot outrun it.
     user_daily_token_quota: NonNegativeInt = 0
+    #: USD a user may spend per UTC day, prompts included (keys then carry ``max_cost``,
+    #: so the gateway needs a price for the user's models); 0 means unlimited.
+    user_daily_cost_quota: UsdIn = Decimal(0)
     #: Mint only device-bound keys (``dpop_jkt`` or a DPoP proof with every key request);
     #: a user's own policy may say otherwise.
     require_bound_keys: bool = False

@@ -15,9 +15,10 @@ differs is described once per endpoint in :mod:`.endpoints`):
   depth :mod:`.admission.json_depth`, what of it goes upstream
   :mod:`.admission.upstream_fields`), whether an upstream serves it
   (:meth:`.routing.router.Router.screen`)
-* :mod:`.budget`                 - **budgeted**: the key's cumulative budget is reserved
-  by its store (:mod:`.budget.database`, :mod:`.budget.memory` or :mod:`.budget.redis`,
-  all applying :mod:`.budget.rules`)
+* :mod:`.budget`                 - **budgeted**: the key's cumulative budgets (generated
+  tokens, total tokens, money priced by :mod:`.pricing`; :mod:`.budget.limits`) are
+  reserved by its store (:mod:`.budget.database`, :mod:`.budget.memory` or
+  :mod:`.budget.redis`, all applying :mod:`.budget.rules`)
 * :mod:`.relay.proxy`            - **proxied**: upstream and back, streams relayed event
   by event (:mod:`.relay.sse`, the endpoint's transcript, which also cuts a stream past
   its cap); the upstream is the :mod:`.routing` router: deployments chosen by weight,

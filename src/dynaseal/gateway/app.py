@@ -25,6 +25,7 @@ from dynaseal.gateway.routes import (
     chat_docs,
     deliveries,
     device,
+    key,
     revocations,
     usage,
 )
@@ -101,6 +102,7 @@ def create_app(
         app,
         [
             device.router,
+            key.router,
             account.router,
             api_keys.router,
             revocations.router,

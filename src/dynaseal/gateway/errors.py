@@ -39,12 +39,26 @@ def origin_not_allowed(origin: str) -> APIError:
 
 
 def insufficient_quota(message: str) -> APIError:
+    """A budget of the key cannot hold the request. ``x-should-retry: false`` stops the
+    OpenAI SDKs from retrying what only a new key can fix."""
     return APIError(
         429,
         message,
         code="insufficient_quota",
         type="insufficient_quota",
-        headers={REFUSAL_HEADER: "insufficient_quota"},
+        headers={REFUSAL_HEADER: "insufficient_quota", "x-should-retry": "false"},
+    )
+
+
+def model_not_priced(model: str) -> APIError:
+    return APIError(
+        403,
+        f"This key has a max_cost budget, but the gateway has no price for the model "
+        f"{model!r}, so it cannot tell what a request would cost. The gateway's operator "
+        "(PRICES_FILE / MODEL_PRICES) or the tenant (model_prices) must set one.",
+        code="model_not_priced",
+        param="model",
+        headers={REFUSAL_HEADER: "model_not_priced"},
     )
 
 

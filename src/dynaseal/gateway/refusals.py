@@ -42,6 +42,7 @@ log = logging.getLogger("dynaseal.gateway")
 _REASON_BY_HEADER = {
     "invalid_key": "invalid_key",
     "model_not_allowed": "model",
+    "model_not_priced": "model",
     "insufficient_quota": "budget",
     "rate_limited": "rate_limit",
 }

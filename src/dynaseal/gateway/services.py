@@ -24,6 +24,7 @@ from dynaseal.gateway.callbacks.delivery import DeliveryWorker
 from dynaseal.gateway.callbacks.url_policy import CallbackPolicy
 from dynaseal.gateway.exclusive import ExclusiveUse
 from dynaseal.gateway.metrics import GatewayMetrics, MeasuredUpstream
+from dynaseal.gateway.pricing import Price, load_prices
 from dynaseal.gateway.refusals import RefusalCounter
 from dynaseal.gateway.relay import pool
 from dynaseal.gateway.relay.proxy import RelaySettings
@@ -88,12 +89,14 @@ class GatewayServices:
     callback_policy: CallbackPolicy
     ledger: LedgerWriter
     exclusive: ExclusiveUse | None
+    prices: dict[str, Price]
     refusals: RefusalCounter
     metrics: GatewayMetrics
 
     @classmethod
     def build(cls, settings: GatewaySettings, *, allow_loopback: bool = False) -> GatewayServices:
         """``allow_loopback``: the demo's callback URL is on 127.0.0.1."""
+        prices = load_prices(settings.prices_file, settings.model_prices)
         db = Database(settings.database_url)
         metrics = GatewayMetrics()
         metrics.watch_outbox(db)
@@ -132,7 +135,9 @@ class GatewayServices:
             box=box,
             key_ring=key_ring,
             budget=budget,
-            gatekeeper=Gatekeeper(settings, key_ring, budget, limiter, concurrency, metrics),
+            gatekeeper=Gatekeeper(
+                settings, key_ring, budget, limiter, concurrency, metrics, prices
+            ),
             concurrency=concurrency,
             settler=Settler(budget, limiter, ledger, metrics),
             upstream=build_router(
@@ -150,6 +155,7 @@ class GatewayServices:
             callback_policy=policy,
             ledger=ledger,
             exclusive=exclusive,
+            prices=prices,
             refusals=RefusalCounter(db, settings.refusal_flush_seconds, metrics),
             metrics=metrics,
         )

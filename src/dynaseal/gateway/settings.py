@@ -101,6 +101,10 @@ class GatewaySettings(ServiceSettings):
     refusal_flush_seconds: PositiveFloat = 5.0
     #: Largest chat request body accepted.
     max_request_bytes: PositiveInt = 4 * 1024 * 1024
+    #: Model prices (USD per million tokens, see dynaseal.gateway.pricing): a JSON or
+    #: TOML file, and/or JSON in the variable itself (its models win over the file's).
+    prices_file: Path | None = None
+    model_prices: str | None = None
 
     @field_validator("openai_api_key")
     @classmethod

@@ -4,6 +4,7 @@ console logins."""
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, Index, MetaData, String, Text
@@ -13,6 +14,7 @@ from dynaseal.storage.console_sessions import ConsoleSessionColumns
 from dynaseal.storage.types import (
     NAMING_CONVENTION,
     TYPE_ANNOTATION_MAP,
+    Money,
     ServerSecretColumns,
     UTCDateTime,
     utcnow,
@@ -35,10 +37,16 @@ class User(BackendBase):
     password_hash: Mapped[str] = mapped_column(String(128))
     is_admin: Mapped[bool] = mapped_column(default=False)
     allowed_models: Mapped[list[str] | None] = mapped_column(JSON)
+    #: A key's ``max_tokens`` (generated tokens); ``None``: the backend default.
     key_budget_tokens: Mapped[int | None]
+    #: A key's ``max_total_tokens`` and ``max_cost`` (USD); ``None``: the backend default.
+    key_total_tokens: Mapped[int | None]
+    key_max_cost: Mapped[Decimal | None] = mapped_column(Money)
     key_lifetime_seconds: Mapped[int | None]
-    #: Tokens per UTC day; ``None`` takes the backend default, 0 means unlimited.
+    #: Generated tokens per UTC day; ``None`` takes the backend default, 0 means unlimited.
     daily_token_quota: Mapped[int | None]
+    #: USD per UTC day; ``None`` takes the backend default, 0 means unlimited.
+    daily_cost_quota: Mapped[Decimal | None] = mapped_column(Money)
     #: Only device-bound keys for this user; ``None`` takes the backend default.
     require_bound_keys: Mapped[bool | None]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -53,6 +61,8 @@ class IssuedKey(BackendBase):
     user_id: Mapped[str] = mapped_column(String(64), index=True)
     models: Mapped[list[str]] = mapped_column(JSON)
     max_tokens: Mapped[int]
+    max_total_tokens: Mapped[int | None]
+    max_cost: Mapped[Decimal | None] = mapped_column(Money)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -66,7 +76,11 @@ class UsageCallback(BackendBase):
     delivery_id: Mapped[str] = mapped_column(String(256), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(256), index=True)
     user_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    tokens: Mapped[int]
+    tokens: Mapped[int]  # prompt + generated
+    #: Generated tokens: what the daily token quota counts (all ``tokens`` when a
+    #: callback does not say).
+    completion_tokens: Mapped[int] = mapped_column(default=0, server_default="0")
+    cost: Mapped[Decimal | None] = mapped_column(Money)  # USD; None: the model had no price
     content: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     signature_verified: Mapped[bool] = mapped_column(default=False)

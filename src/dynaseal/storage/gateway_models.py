@@ -4,6 +4,8 @@ and its delivery attempts, refusal counts and console logins."""
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -12,6 +14,7 @@ from dynaseal.storage.console_sessions import ConsoleSessionColumns
 from dynaseal.storage.types import (
     NAMING_CONVENTION,
     TYPE_ANNOTATION_MAP,
+    Money,
     ServerSecretColumns,
     UTCDateTime,
     utcnow,
@@ -35,6 +38,14 @@ class Tenant(GatewayBase):
     is_admin: Mapped[bool] = mapped_column(default=False)
     callback_url: Mapped[str | None] = mapped_column(String(2048))
     total_tokens: Mapped[int] = mapped_column(default=0)
+    #: What the tenant's requests cost, in USD (requests of unpriced models count 0).
+    total_cost: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), server_default="0")
+    #: Budgets for keys that carry none of their own: ``{"max_total_tokens": int,
+    #: "max_cost": "<USD>"}`` (see :mod:`dynaseal.gateway.budget.limits`).
+    key_defaults: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: The tenant's own model prices over the gateway's table (see
+    #: :mod:`dynaseal.gateway.pricing`): ``{model: {"input", "cached_input", "output"}}``.
+    model_prices: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     #: Signs the usage callbacks (sealed by the secrets box); the previous one is still
     #: sent alongside until ``previous_webhook_secret_until`` so receivers can rotate.
     webhook_secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
@@ -80,10 +91,13 @@ class TenantKey(GatewayBase):
 
 
 class KeyBudget(GatewayBase):
-    """The cumulative budget of one dynamic key (one tenant + event id).
+    """What one dynamic key (one tenant + event id) has spent of its budgets, and what
+    requests in progress hold: generated tokens (``spent``, ``reserved``), prompt +
+    generated tokens (``total_*``) and money (``cost_*``, in units of 1e-10 USD).
 
-    Admission reserves, settlement books: ``spent + reserved <= budget`` always holds
-    because the reservation is one conditional UPDATE.
+    The budgets themselves come from the key and its tenant at each request
+    (:mod:`dynaseal.gateway.budget.limits`); ``budget`` keeps the key's ``max_tokens``.
+    Admission reserves, settlement books (:mod:`dynaseal.gateway.budget.rules`).
     """
 
     __tablename__ = "key_budgets"
@@ -93,6 +107,10 @@ class KeyBudget(GatewayBase):
     budget: Mapped[int]
     reserved: Mapped[int] = mapped_column(default=0)
     spent: Mapped[int] = mapped_column(default=0)
+    total_reserved: Mapped[int] = mapped_column(default=0, server_default="0")
+    total_spent: Mapped[int] = mapped_column(default=0, server_default="0")
+    cost_reserved: Mapped[int] = mapped_column(default=0, server_default="0")
+    cost_spent: Mapped[int] = mapped_column(default=0, server_default="0")
     requests: Mapped[int] = mapped_column(default=0)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     #: Set when the tenant revokes this event id: every key carrying it is refused.
@@ -118,6 +136,8 @@ class UsageRecord(GatewayBase):
     prompt_tokens: Mapped[int]
     completion_tokens: Mapped[int]
     total_tokens: Mapped[int]
+    #: USD; ``None`` when the model has no price.
+    cost: Mapped[Decimal | None] = mapped_column(Money)
     usage_source: Mapped[str] = mapped_column(String(16))  # "upstream" or "estimated"
     status: Mapped[str] = mapped_column(String(32))
     #: Completion tokens the upstream generated past the cap it was sent (at least this

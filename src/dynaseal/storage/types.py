@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from dynaseal.core.money import to_units, to_usd
 
 #: Named constraints: Alembic can only drop or alter (on SQLite: batch-copy) what has a name.
 NAMING_CONVENTION = {
@@ -42,6 +45,21 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
+
+
+class Money(TypeDecorator[Decimal]):
+    """USD amounts, exact: stored as integers of 1e-10 USD (:mod:`dynaseal.core.money`),
+    so sums are exact on every database; :class:`~decimal.Decimal` in Python."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect: object) -> int | None:
+        return None if value is None else to_units(value)
+
+    def process_result_value(self, value: Any, dialect: object) -> Decimal | None:
+        # A SUM comes back as NUMERIC from PostgreSQL: still a whole number of units.
+        return None if value is None else to_usd(int(value))
 
 
 class ServerSecretColumns:

@@ -1,5 +1,6 @@
 """What an end user's console page reads: the keys minted for them and the tokens the
-gateway reported, per key and per UTC day."""
+gateway reported, per key and (generated tokens, as the daily quota counts them) per UTC
+day."""
 
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ KEYS_LISTED = 50
 async def tokens_per_day(
     session: AsyncSession, user_id: str, now: float, *, sqlite: bool
 ) -> dict[int, float]:
-    """Day start (unix, UTC) → tokens reported for requests that ended that day."""
+    """Day start (unix, UTC) → tokens generated for requests that ended that day."""
     day = bucket_start(UsageCallback.occurred_at, DAYS.step, sqlite).label("day")
     rows = await session.execute(
-        select(day, func.sum(UsageCallback.tokens))
+        select(day, func.sum(UsageCallback.completion_tokens))
         .where(UsageCallback.user_id == user_id, UsageCallback.occurred_at >= DAYS.since(now))
         .group_by(day)
     )

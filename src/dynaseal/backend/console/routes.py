@@ -39,8 +39,8 @@ async def home(request: Request, login: CurrentLogin) -> Response:
     ]
     chart = stacked_bars(
         "chart-daily",
-        "Tokens per day (UTC)",
-        [Series("tokens", "Tokens", "s1")],
+        "Generated tokens per day (UTC)",
+        [Series("tokens", "Generated tokens", "s1")],
         buckets,
         line=(quota, "daily quota") if quota else None,
     )

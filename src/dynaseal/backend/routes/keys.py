@@ -26,8 +26,9 @@ async def create_key(
     body: KeyCreate | None = None,
 ) -> KeyCreated:
     """The body is optional: without it the key gets the user's whole policy. A key's
-    budget never exceeds what is left of the user's daily quota, counting the unspent
-    budgets of the user's live keys; none left, or too many keys a minute, is a 429."""
+    budgets never exceed what is left of the user's daily quotas (generated tokens, USD),
+    counting the unspent budgets of the user's live keys; none left, or too many keys a
+    minute, is a 429."""
     if settings.llm_key is None or not settings.llm_user_id:
         raise APIError(
             503,
@@ -37,18 +38,24 @@ async def create_key(
         )
     body = body or KeyCreate()
     policy = policy_for(user, settings)
-    grant = narrow(policy, body.model, body.max_tokens)
+    wanted = narrow(
+        policy,
+        body.model,
+        body.max_tokens,
+        max_total_tokens=body.max_total_tokens,
+        max_cost=body.max_cost,
+    )
     jkt = device_key_of(request, body.dpop_jkt, required=policy.require_bound_keys)
     async with db.transaction() as session:
         now = datetime.now(UTC)
-        max_tokens = await quota.key_budget(
-            session, user.id, policy, grant.max_tokens, settings, now
-        )
+        grant = await quota.key_terms(session, user.id, policy, wanted, settings, now)
         minted = mint_key(
             settings.llm_key.get_secret_value(),
             tenant_id=settings.llm_user_id,
             model=grant.models,
-            max_tokens=max_tokens,
+            max_tokens=grant.max_tokens,
+            max_total_tokens=grant.max_total_tokens,
+            max_cost=grant.max_cost,
             ttl_seconds=grant.ttl_seconds,
             kid=settings.llm_key_id,
             algorithm=settings.llm_key_algorithm,
@@ -66,6 +73,8 @@ async def create_key(
         model=minted.models[0],
         models=list(minted.models),
         max_tokens=minted.max_tokens,
+        max_total_tokens=minted.max_total_tokens,
+        max_cost=minted.max_cost,
         expires_at=minted.expires_at,
         expiring=minted.expires_at,
         gateway_url=gateway_url,

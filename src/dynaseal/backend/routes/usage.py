@@ -77,7 +77,7 @@ async def usage(
 ) -> UsageList:
     """The caller's own callbacks, newest first; an admin sees every user's (or one's)."""
     async with db.transaction() as session:
-        rows, total = await crud.list_usage(
+        rows, total, cost = await crud.list_usage(
             session,
             user_id=user_id if user.is_admin else user.id,
             event_id=event_id,
@@ -90,6 +90,7 @@ async def usage(
                 event_id=row.event_id,
                 user_id=row.user_id,
                 tokens=row.tokens,
+                cost=row.cost,
                 content=row.content,
                 model=row.payload.get("model"),
                 status=row.payload.get("status"),
@@ -100,4 +101,5 @@ async def usage(
             for row in rows
         ],
         total_tokens=total,
+        total_cost=cost,
     )

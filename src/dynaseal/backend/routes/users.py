@@ -37,8 +37,11 @@ def user_view(user: User, settings: BackendSettings) -> UserView:
         policy=PolicyView(
             models=list(policy.models),
             key_budget_tokens=policy.key_budget_tokens,
+            key_total_tokens=policy.key_total_tokens,
+            key_max_cost=policy.key_max_cost,
             key_lifetime_seconds=policy.key_lifetime_seconds,
             daily_token_quota=policy.daily_token_quota or None,
+            daily_cost_quota=policy.daily_cost_quota or None,
             require_bound_keys=policy.require_bound_keys,
         ),
     )

@@ -5,22 +5,31 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dynaseal.core import tracing
 from dynaseal.core.access_log import note
+from dynaseal.core.money import MAX_UNITS
 from dynaseal.core.request_id import current_request_id
 from dynaseal.gateway.admission.concurrency import Concurrency, Slot
 from dynaseal.gateway.admission.key_ring import KeyRing, TenantKeys
 from dynaseal.gateway.admission.limiters import RateLimiter
 from dynaseal.gateway.admission.rate_limits import Scope, Verdict, scopes_for
-from dynaseal.gateway.budget.rules import Reservation
+from dynaseal.gateway.budget import report
+from dynaseal.gateway.budget.limits import budgets_of
+from dynaseal.gateway.budget.rules import Amounts, Ask, Reservation
 from dynaseal.gateway.budget.store import BudgetStore
-from dynaseal.gateway.endpoints.base import Endpoint, EndpointName
+from dynaseal.gateway.endpoints.base import Demand, Endpoint, EndpointName
 from dynaseal.gateway.endpoints.chat import CHAT
-from dynaseal.gateway.errors import invalid_key, model_not_allowed, origin_not_allowed
+from dynaseal.gateway.errors import (
+    invalid_key,
+    model_not_allowed,
+    model_not_priced,
+    origin_not_allowed,
+)
+from dynaseal.gateway.pricing import Price
 from dynaseal.gateway.relay.attempts import Attempt
 from dynaseal.gateway.settings import GatewaySettings
 from dynaseal.keys import InvalidKey, KeyGrant, peek_key, verify_key
@@ -60,6 +69,10 @@ class Admission:
     attempts: list[Attempt] = field(default_factory=list)
     request_id: str = field(default_factory=current_request_id)
     started_at: float = field(default_factory=time.time)
+    #: The model's price (``None``: none known, the request's cost is unknown).
+    price: Price | None = None
+    #: What the request used, once settled (set by the settler).
+    used: Amounts | None = None
 
     @property
     def model(self) -> str:
@@ -71,6 +84,7 @@ class Admission:
 
     def response_headers(self) -> dict[str, str]:
         headers = self.rate_verdict.headers() if self.rate_verdict is not None else {}
+        headers.update(report.remaining_headers(self.reservation, self.used))
         return headers | self.upstream_headers
 
 
@@ -85,11 +99,13 @@ class Gatekeeper:
         limiter: RateLimiter,
         concurrency: Concurrency,
         metrics: GatewayMetrics,
+        prices: Mapping[str, Price] | None = None,
     ) -> None:
         self._settings = settings
         self._key_ring = key_ring
         self._budget = budget
         self._limiter = limiter
+        self._prices = prices or {}  # the gateway's table; a tenant's own prices win
         self._concurrency = concurrency
         self._metrics = metrics
         # token -> (the tenant keys it was verified against, its grant). A device reuses
@@ -170,8 +186,13 @@ class Gatekeeper:
         serve, before anything is reserved."""
         grant, tenant_keys = await self.verify(authorization, origin)
         body = endpoint.parse(raw_body)
-        if not grant.allows_model(body["model"]):
-            raise model_not_allowed(body["model"])
+        model = body["model"]
+        if not grant.allows_model(model):
+            raise model_not_allowed(model)
+        budgets = budgets_of(grant, tenant_keys.key_defaults)
+        price = tenant_keys.prices.get(model) or self._prices.get(model)
+        if budgets.cost is not None and price is None:
+            raise model_not_priced(model)
         if screen is not None:
             screen(endpoint.name, body)
         scopes = scopes_for(grant, self._settings.rate_limits(tenant_keys.rate_limits))
@@ -186,12 +207,7 @@ class Gatekeeper:
             slot = await self._concurrency.enter(grant, tenant_keys.rate_limits)
         try:
             with self._metrics.budget_call("reserve"):
-                reservation = await self._budget.reserve(
-                    grant,
-                    prompt_estimate=demand.prompt_estimate,
-                    requested_cap=demand.requested_cap,
-                    choices=demand.choices,
-                )
+                reservation = await self._budget.reserve(grant, budgets, ask_of(demand, price))
         except BaseException:
             slot.release()
             raise
@@ -211,4 +227,17 @@ class Gatekeeper:
             slot=slot,
             upstream_headers=forwarded.headers(),
             endpoint=endpoint,
+            price=price,
         )
+
+
+def ask_of(demand: Demand, price: Price | None) -> Ask:
+    """What a checked request asks of its key's budgets, money included."""
+    prompt = demand.prompt_estimate
+    return Ask(
+        prompt_estimate=prompt,
+        prompt_cost=0 if price is None else min(prompt * price.prompt_token, MAX_UNITS),
+        output_price=0 if price is None else price.output,
+        requested_cap=demand.requested_cap,
+        choices=demand.choices,
+    )

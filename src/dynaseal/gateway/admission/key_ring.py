@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from dynaseal.gateway.budget.limits import KeyDefaults
+from dynaseal.gateway.pricing import Price, PriceError, parse_prices
 from dynaseal.gateway.secrets_box import SecretsBox
 from dynaseal.keys import VerificationKey, load_public_key
 from dynaseal.storage import Database
@@ -38,6 +40,9 @@ class TenantKeys:
     #: The request fields the tenant lets through to the upstream (None: each endpoint's
     #: default list; see :meth:`dynaseal.gateway.endpoints.base.Endpoint.allowed`).
     upstream_fields: frozenset[str] | None = None
+    #: Budgets for keys that carry none of their own.
+    key_defaults: KeyDefaults = field(default_factory=KeyDefaults)
+    prices: dict[str, Price] = field(default_factory=dict)  # over the gateway's table
 
     def active(self, now: float) -> tuple[VerificationKey, ...]:
         return tuple(c.key for c in self.keys if c.retires_at is None or c.retires_at > now)
@@ -95,7 +100,17 @@ class KeyRing:
             dict(tenant.rate_limits or {}),
             None if origins is None else frozenset(origins),
             None if fields is None else frozenset(fields),
+            KeyDefaults.stored(tenant.key_defaults),
+            self._prices(tenant),
         )
+
+    @staticmethod
+    def _prices(tenant: Tenant) -> dict[str, Price]:
+        try:  # validated when the tenant set them
+            return parse_prices(tenant.model_prices or {}, "model_prices")
+        except PriceError as exc:
+            log.error("tenant %s has unusable model prices: %s", tenant.id, exc)
+            return {}
 
     def _material(self, record: TenantKey) -> Any:
         if record.public_key_pem is not None:

@@ -13,8 +13,9 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dynaseal.gateway.budget.rules import Reservation, reserve_or_refuse
-from dynaseal.gateway.budget.store import dialect_insert, new_row, revoke_in_database, where_key
+from dynaseal.gateway.budget import store
+from dynaseal.gateway.budget.rules import Amounts, Ask, Budgets, Reservation, reserve_or_refuse
+from dynaseal.gateway.budget.store import dialect_insert, new_row, where_key
 from dynaseal.keys import KeyGrant
 from dynaseal.storage import Database
 from dynaseal.storage.gateway_models import KeyBudget
@@ -38,31 +39,39 @@ class SqlBudget:
         assert row is not None
         return row
 
-    async def reserve(
-        self, grant: KeyGrant, *, prompt_estimate: int, requested_cap: int | None, choices: int
-    ) -> Reservation:
+    async def reserve(self, grant: KeyGrant, budgets: Budgets, ask: Ask) -> Reservation:
         async with self._db.transaction() as session:
             row = await self._locked_row(session, grant)
-            return reserve_or_refuse(
-                row,
-                grant,
-                prompt_estimate=prompt_estimate,
-                requested_cap=requested_cap,
-                choices=choices,
-            )
+            return reserve_or_refuse(row, grant, budgets, ask)
 
     async def book(
-        self, session: AsyncSession, grant: KeyGrant, *, reserved: int, used: int, requests: int
+        self,
+        session: AsyncSession,
+        grant: KeyGrant,
+        *,
+        reserved: Amounts,
+        used: Amounts,
+        requests: int,
     ) -> None:
         # ``requests`` were counted when reserved.
         await session.execute(
             update(KeyBudget)
             .where(*where_key(grant))
-            .values(reserved=KeyBudget.reserved - reserved, spent=KeyBudget.spent + used)
+            .values(
+                reserved=KeyBudget.reserved - reserved.tokens,
+                total_reserved=KeyBudget.total_reserved - reserved.total_tokens,
+                cost_reserved=KeyBudget.cost_reserved - reserved.cost,
+                spent=KeyBudget.spent + used.tokens,
+                total_spent=KeyBudget.total_spent + used.total_tokens,
+                cost_spent=KeyBudget.cost_spent + used.cost,
+            )
         )
 
-    async def release(self, grant: KeyGrant, reservation: Reservation, used: int) -> None:
+    async def release(self, grant: KeyGrant, reservation: Reservation, used: Amounts) -> None:
         return None  # booked in the settlement transaction already
 
+    async def usage(self, grant: KeyGrant) -> store.KeyUsage:
+        return await store.durable_usage(self._db, grant)
+
     async def revoke_event(self, tenant_id: str, event_id: str, keep_until: datetime) -> None:
-        await revoke_in_database(self._db, tenant_id, event_id, keep_until)
+        await store.revoke_in_database(self._db, tenant_id, event_id, keep_until)

@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dynaseal.gateway.budget import store
-from dynaseal.gateway.budget.rules import Reservation, reserve_or_refuse
+from dynaseal.gateway.budget.rules import Amounts, Ask, Budgets, Reservation, reserve_or_refuse
 from dynaseal.keys import KeyGrant
 from dynaseal.storage import Database
 
@@ -28,12 +28,25 @@ _EXPIRY_MARGIN_SECONDS = 3600
 
 @dataclass(slots=True)
 class _KeyState:
-    budget: int
+    """A :class:`.rules.KeyState` in memory."""
+
     spent: int
-    reserved: int
+    total_spent: int
+    cost_spent: int
     requests: int
     revoked: bool
     forget_after: float
+    reserved: int = 0
+    total_reserved: int = 0
+    cost_reserved: int = 0
+
+    def usage(self) -> store.KeyUsage:
+        return store.KeyUsage(
+            Amounts(self.spent, self.total_spent, self.cost_spent),
+            Amounts(self.reserved, self.total_reserved, self.cost_reserved),
+            self.requests,
+            self.revoked,
+        )
 
 
 class MemoryBudget:
@@ -55,11 +68,11 @@ class MemoryBudget:
         future: asyncio.Future[_KeyState] = asyncio.get_running_loop().create_future()
         self._loading[key] = future
         try:
-            durable = await store.durable_state(self._db, grant)
+            durable = await store.durable_usage(self._db, grant)
             state = _KeyState(
-                durable.budget,
-                durable.spent,
-                0,
+                durable.spent.tokens,
+                durable.spent.total_tokens,
+                durable.spent.cost,
                 durable.requests,
                 durable.revoked,
                 max(grant.expires_at, time.time()) + _EXPIRY_MARGIN_SECONDS,
@@ -81,28 +94,35 @@ class MemoryBudget:
         now = time.time()
         self._keys = {k: s for k, s in self._keys.items() if s.forget_after > now or s.reserved > 0}
 
-    async def reserve(
-        self, grant: KeyGrant, *, prompt_estimate: int, requested_cap: int | None, choices: int
-    ) -> Reservation:
+    async def reserve(self, grant: KeyGrant, budgets: Budgets, ask: Ask) -> Reservation:
         state = await self._state(grant)
-        return reserve_or_refuse(
-            state,
-            grant,
-            prompt_estimate=prompt_estimate,
-            requested_cap=requested_cap,
-            choices=choices,
-        )
+        return reserve_or_refuse(state, grant, budgets, ask)
 
     async def book(
-        self, session: AsyncSession, grant: KeyGrant, *, reserved: int, used: int, requests: int
+        self,
+        session: AsyncSession,
+        grant: KeyGrant,
+        *,
+        reserved: Amounts,
+        used: Amounts,
+        requests: int,
     ) -> None:
         await store.book_settled(self._db, session, grant, used=used, requests=requests)
 
-    async def release(self, grant: KeyGrant, reservation: Reservation, used: int) -> None:
+    async def release(self, grant: KeyGrant, reservation: Reservation, used: Amounts) -> None:
         state = self._keys.get((grant.tenant_id, grant.event_id))
         if state is not None:
-            state.reserved -= reservation.amount
-            state.spent += used
+            held = reservation.amounts
+            state.reserved -= held.tokens
+            state.total_reserved -= held.total_tokens
+            state.cost_reserved -= held.cost
+            state.spent += used.tokens
+            state.total_spent += used.total_tokens
+            state.cost_spent += used.cost
+
+    async def usage(self, grant: KeyGrant) -> store.KeyUsage:
+        state = self._keys.get((grant.tenant_id, grant.event_id))
+        return state.usage() if state is not None else await store.durable_usage(self._db, grant)
 
     async def revoke_event(self, tenant_id: str, event_id: str, keep_until: datetime) -> None:
         await store.revoke_in_database(self._db, tenant_id, event_id, keep_until)

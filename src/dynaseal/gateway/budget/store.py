@@ -1,7 +1,7 @@
-"""The cumulative budget of a dynamic key: reserve before forwarding, book after.
+"""The cumulative budgets of a dynamic key: reserve before forwarding, book after.
 
-A key's ``max_tokens`` is the budget of every request made with it (same tenant and
-event id). Three stores apply the same rules (:mod:`.rules`) and answer to
+A key's budgets (:mod:`.limits`) cover every request made with it (same tenant and event
+id). Three stores apply the same rules (:mod:`.rules`) and answer to
 :class:`BudgetStore`:
 
 * :class:`~.database.SqlBudget` — the budget row itself, locked while reserving, so
@@ -30,31 +30,49 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
-from dynaseal.gateway.budget.rules import Reservation
+from dynaseal.gateway.budget.rules import Amounts, Ask, Budgets, Reservation
 from dynaseal.gateway.errors import invalid_key
 from dynaseal.keys import KeyGrant
 from dynaseal.storage import Database
 from dynaseal.storage.gateway_models import KeyBudget
 
 
+@dataclass(frozen=True, slots=True)
+class KeyUsage:
+    """What a key has spent and what requests in progress hold, as a store sees it."""
+
+    spent: Amounts
+    reserved: Amounts
+    requests: int
+    revoked: bool
+
+
 class BudgetStore(Protocol):
-    async def reserve(
-        self, grant: KeyGrant, *, prompt_estimate: int, requested_cap: int | None, choices: int
-    ) -> Reservation:
-        """Hold back tokens for one request, or raise the refusal (429 / 401 if revoked)."""
+    async def reserve(self, grant: KeyGrant, budgets: Budgets, ask: Ask) -> Reservation:
+        """Hold back what one request may use, or raise the refusal (429 / 401 if
+        revoked)."""
 
     #: True when :meth:`book` also frees the reservation: settlement must then be
     #: committed before the next request with the key is judged.
     books_reservations: bool
 
     async def book(
-        self, session: AsyncSession, grant: KeyGrant, *, reserved: int, used: int, requests: int
+        self,
+        session: AsyncSession,
+        grant: KeyGrant,
+        *,
+        reserved: Amounts,
+        used: Amounts,
+        requests: int,
     ) -> None:
         """Record the usage of ``requests`` finished requests durably, inside the
         settlement transaction."""
 
-    async def release(self, grant: KeyGrant, reservation: Reservation, used: int) -> None:
+    async def release(self, grant: KeyGrant, reservation: Reservation, used: Amounts) -> None:
         """When a request ends: swap its reservation for its usage in the hot state."""
+
+    async def usage(self, grant: KeyGrant) -> KeyUsage:
+        """What the key has spent and holds now (for the key to look at itself)."""
 
     async def revoke_event(self, tenant_id: str, event_id: str, keep_until: datetime) -> None:
         """Refuse every key carrying this event id from now on."""
@@ -72,6 +90,10 @@ def new_row(grant: KeyGrant, **values: object) -> dict[str, object]:
         "budget": grant.max_tokens,
         "reserved": 0,
         "spent": 0,
+        "total_reserved": 0,
+        "total_spent": 0,
+        "cost_reserved": 0,
+        "cost_spent": 0,
         "requests": 0,
         "expires_at": datetime.fromtimestamp(grant.expires_at, UTC),
     }
@@ -89,23 +111,21 @@ async def durable_row(db: Database, grant: KeyGrant) -> KeyBudget | None:
         return await session.scalar(select(KeyBudget).where(*where_key(grant)))
 
 
-@dataclass(frozen=True, slots=True)
-class DurableState:
-    """What the database says about a key: where hot state starts from."""
-
-    budget: int
-    spent: int
-    requests: int
-    revoked: bool
+def spent_of(row: KeyBudget) -> Amounts:
+    return Amounts(row.spent, row.total_spent, row.cost_spent)
 
 
-async def durable_state(db: Database, grant: KeyGrant) -> DurableState:
+def reserved_of(row: KeyBudget) -> Amounts:
+    return Amounts(row.reserved, row.total_reserved, row.cost_reserved)
+
+
+async def durable_usage(db: Database, grant: KeyGrant) -> KeyUsage:
+    """What the database says about a key: where hot state starts from. Reservations
+    are not in it (the hot state holds them), except in the database store's own rows."""
     row = await durable_row(db, grant)
     if row is None:
-        return DurableState(grant.max_tokens, 0, 0, False)
-    # A row made by revoking an unused event id has no budget of its own.
-    budget = grant.max_tokens if row.revoked else row.budget
-    return DurableState(budget, row.spent, row.requests, row.revoked)
+        return KeyUsage(Amounts(), Amounts(), 0, False)
+    return KeyUsage(spent_of(row), reserved_of(row), row.requests, row.revoked)
 
 
 async def ensure_not_revoked(db: Database, grant: KeyGrant) -> None:
@@ -123,10 +143,7 @@ async def revoke_in_database(
         statement = dialect_insert(db, KeyBudget).values(
             tenant_id=tenant_id,
             event_id=event_id,
-            budget=0,
-            reserved=0,
-            spent=0,
-            requests=0,
+            budget=0,  # the counters take their defaults (0)
             expires_at=keep_until,
             revoked=True,
         )
@@ -139,13 +156,19 @@ async def revoke_in_database(
 
 
 async def book_settled(
-    db: Database, session: AsyncSession, grant: KeyGrant, *, used: int, requests: int
+    db: Database, session: AsyncSession, grant: KeyGrant, *, used: Amounts, requests: int
 ) -> None:
     """Durable booking for stores that reserve elsewhere: count the requests and usage."""
-    statement = dialect_insert(db, KeyBudget).values(new_row(grant, spent=used, requests=requests))
+    spent = {
+        "spent": used.tokens,
+        "total_spent": used.total_tokens,
+        "cost_spent": used.cost,
+        "requests": requests,
+    }
+    statement = dialect_insert(db, KeyBudget).values(new_row(grant, **spent))
     await session.execute(
         statement.on_conflict_do_update(
             index_elements=[KeyBudget.tenant_id, KeyBudget.event_id],
-            set_={"spent": KeyBudget.spent + used, "requests": KeyBudget.requests + requests},
+            set_={name: getattr(KeyBudget, name) + value for name, value in spent.items()},
         )
     )

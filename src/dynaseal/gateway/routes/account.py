@@ -1,20 +1,25 @@
-"""Tenant login, tokens and profile (callback URL, usage total)."""
+"""Tenant login, tokens and profile (callback URL, usage totals, key defaults, prices)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Request
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, field_validator
 
 from dynaseal.core.errors import APIError, bad_request, unauthorized
+from dynaseal.core.money import Usd
 from dynaseal.core.session_tokens import InvalidSessionToken
 from dynaseal.gateway import tenants
 from dynaseal.gateway.admission.upstream_fields import allowed_fields, valid_field_name
+from dynaseal.gateway.budget.limits import KeyDefaults
 from dynaseal.gateway.callbacks import outbox
 from dynaseal.gateway.deps import CurrentTenant, Services, allowed_callback_url
+from dynaseal.gateway.pricing import PriceError, parse_price
 from dynaseal.gateway.web_origins import WebOrigin
+from dynaseal.keys import InvalidKey
+from dynaseal.keys.claim_values import MAX_INT_CLAIM, cost_claim
 from dynaseal.storage.gateway_models import Tenant
 
 router = APIRouter(tags=["tenant account"])
@@ -42,6 +47,23 @@ class RefreshRequest(BaseModel):
     refresh_token: str
 
 
+class KeyDefaultsIO(BaseModel):
+    """Budgets for the tenant's keys that carry none of their own (null: none)."""
+
+    max_total_tokens: int | None = Field(default=None, ge=1, le=MAX_INT_CLAIM)
+    #: USD as a decimal string, written as the ``max_cost`` claim is.
+    max_cost: str | None = None
+
+    @field_validator("max_cost")
+    @classmethod
+    def _cost(cls, value: str | None) -> str | None:
+        try:
+            amount = cost_claim({"max_cost": value})
+        except InvalidKey as exc:
+            raise ValueError(exc.reason.replace("claim ", "")) from None
+        return None if amount is None else KeyDefaults(max_cost=amount).to_json()["max_cost"]
+
+
 class TenantOut(BaseModel):
     id: str
     username: str
@@ -51,12 +73,21 @@ class TenantOut(BaseModel):
     callback_include_content: bool
     callback_include_prompt: bool
     rate_limits: dict[str, int] | None
+    key_defaults: KeyDefaultsIO
+    #: The tenant's own prices, USD per million tokens, over the gateway's table.
+    model_prices: dict[str, dict[str, str]]
     #: The request fields passed on to the upstream (the default list unless set).
     upstream_fields: list[str]
     allowed_origins: list[str] | None = None
     total_tokens: int
+    total_cost: Usd  # of the requests whose model had a price
     disabled_at: datetime | None = None
     created_at: datetime
+
+    @field_validator("key_defaults", "model_prices", mode="before")
+    @classmethod
+    def _none_set(cls, value: Any) -> Any:
+        return {} if value is None else value
 
     @field_validator("upstream_fields", mode="before")
     @classmethod
@@ -71,7 +102,8 @@ class TenantOut(BaseModel):
 class TenantUpdate(BaseModel):
     """Only the fields given change. ``callback_url`` null or "" removes the URL;
     ``rate_limits`` null removes the tenant's own limits (the gateway's defaults apply),
-    an object sets the limits it names."""
+    an object sets the limits it names; the same for ``key_defaults`` and
+    ``model_prices``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -98,6 +130,32 @@ class TenantUpdate(BaseModel):
         if bad:
             raise ValueError(f"not a request field name: {bad[0][:64]!r}")
         return value
+
+    #: Budgets for keys without their own ``max_total_tokens`` / ``max_cost``; the
+    #: fields given are set (a null one clears it), the others kept.
+    key_defaults: KeyDefaultsIO | None = None
+    #: Prices over the gateway's, USD per million tokens as decimal strings:
+    #: ``{model: {"input", "output"[, "cached_input"]}}``; a model set to null goes back
+    #: to the gateway's price.
+    model_prices: dict[str, dict[str, Any] | None] | None = Field(default=None, max_length=256)
+
+
+def _prices(
+    current: dict[str, Any] | None, given: dict[str, dict[str, Any] | None]
+) -> dict[str, Any]:
+    """The tenant's prices with ``given`` applied, each written as the gateway reads it."""
+    prices = dict(current or {})
+    for model, entry in given.items():
+        if entry is None:
+            prices.pop(model, None)
+            continue
+        if not model or len(model) > 256:
+            raise bad_request("model names must be 1 to 256 characters.", param="model_prices")
+        try:
+            prices[model] = parse_price(entry, f"model_prices[{model!r}]").per_million()
+        except PriceError as exc:
+            raise bad_request(f"{exc}.", param="model_prices") from None
+    return prices
 
 
 @router.post("/user/login", response_model=TokenPair, summary="Log in as a tenant")
@@ -164,5 +222,16 @@ async def update_me(tenant: CurrentTenant, services: Services, body: TenantUpdat
         if "upstream_fields" in given:
             fields = body.upstream_fields
             row.upstream_fields = None if fields is None else sorted(set(fields))
-    services.key_ring.forget(tenant.id)  # the new limits and fields apply at once here
+        if "key_defaults" in given:
+            defaults = body.key_defaults
+            row.key_defaults = (
+                None
+                if defaults is None
+                else (row.key_defaults or {})
+                | defaults.model_dump(include=defaults.model_fields_set)
+            )
+        if "model_prices" in given:
+            prices = body.model_prices
+            row.model_prices = None if prices is None else _prices(row.model_prices, prices)
+    services.key_ring.forget(tenant.id)  # the new settings apply at once on this process
     return TenantOut.of(row)

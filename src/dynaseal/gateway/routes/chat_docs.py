@@ -110,9 +110,12 @@ class Error(BaseModel):
 _ERRORS = {
     "400": "Malformed request.",
     "401": "Invalid, expired or revoked dynamic key (x-dynaseal-refusal: invalid_key).",
-    "403": "The key does not allow this model (model_not_allowed).",
+    "403": "The key does not allow this model (model_not_allowed), or it has a max_cost "
+    "and the model no price (model_not_priced).",
     "413": "Request body too large.",
-    "429": "Budget spent (insufficient_quota) or rate limited (rate_limited, Retry-After).",
+    "429": "A budget of the key cannot hold the request (insufficient_quota, "
+    "x-should-retry: false; the message names the budget) or rate limited (rate_limited, "
+    "Retry-After).",
     "502": "The upstream model server is unreachable.",
     "503": "Usage or shared state cannot be recorded right now (Retry-After).",
 }
@@ -160,7 +163,9 @@ def _operation(path: str, name: str, summary: str, request: type[BaseModel], wha
     answer = _ref(ChatCompletion) if name == "chat_completions" else {"type": "object"}
     responses: dict[str, Any] = {
         "200": {
-            "description": "The answer (JSON), or its events (server-sent events).",
+            "description": "The answer (JSON), or its events (server-sent events). "
+            "x-dynaseal-budget-remaining-tokens, -total-tokens, -cost and -requests give what "
+            "the key has left of each budget it has (see GET /v1/key).",
             "content": {
                 "application/json": {"schema": answer},
                 "text/event-stream": {"schema": {"type": "string"}},

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
+from dynaseal.core.money import Usd
 from dynaseal.gateway.deps import CurrentTenant, Services
 from dynaseal.storage.gateway_models import Tenant, UsageRecord
 
@@ -24,6 +26,7 @@ class UsageRecordOut(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    cost: Usd | None  # USD; null when the model had no price
     usage_source: str
     status: str
     overshoot_tokens: int  # generated past the cap the upstream was sent (booked)
@@ -41,6 +44,7 @@ class UsageTotals(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    cost: Usd  # of the records with a price
 
 
 class UsageOut(BaseModel):
@@ -48,6 +52,7 @@ class UsageOut(BaseModel):
     data: list[UsageRecordOut]
     totals: UsageTotals  # of every record matching the filter, not only those listed
     tenant_total_tokens: int
+    tenant_total_cost: Usd
 
 
 @router.get("/usage", response_model=UsageOut, summary="The tenant's usage ledger")
@@ -72,16 +77,24 @@ async def usage(
                     func.coalesce(func.sum(UsageRecord.prompt_tokens), 0),
                     func.coalesce(func.sum(UsageRecord.completion_tokens), 0),
                     func.coalesce(func.sum(UsageRecord.total_tokens), 0),
+                    func.coalesce(func.sum(UsageRecord.cost), Decimal(0)),
                 ).where(*where)
             )
         ).one()
-        tenant_total = await session.scalar(
-            select(Tenant.total_tokens).where(Tenant.id == tenant.id)
-        )
+        tenant_totals = (
+            await session.execute(
+                select(Tenant.total_tokens, Tenant.total_cost).where(Tenant.id == tenant.id)
+            )
+        ).one()
     return UsageOut(
         data=[UsageRecordOut.model_validate(r, from_attributes=True) for r in rows],
         totals=UsageTotals(
-            requests=sums[0], prompt_tokens=sums[1], completion_tokens=sums[2], total_tokens=sums[3]
+            requests=sums[0],
+            prompt_tokens=sums[1],
+            completion_tokens=sums[2],
+            total_tokens=sums[3],
+            cost=sums[4] or Decimal(0),
         ),
-        tenant_total_tokens=tenant_total or 0,
+        tenant_total_tokens=tenant_totals.total_tokens,
+        tenant_total_cost=tenant_totals.total_cost,
     )

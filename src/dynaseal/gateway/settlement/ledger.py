@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dynaseal.core.money import to_usd
+from dynaseal.gateway.budget.rules import Amounts
 from dynaseal.gateway.budget.store import BudgetStore
 from dynaseal.gateway.callbacks import outbox
 from dynaseal.gateway.settlement.measure import (
@@ -37,6 +39,7 @@ def _ledger_row(settled: Settled) -> dict[str, Any]:
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,
+        "cost": None if settled.cost is None else to_usd(settled.cost),
         "usage_source": usage.source,
         "status": settled.status,
         "overshoot_tokens": overshoot_tokens(admission, settled.transcript),
@@ -54,24 +57,28 @@ async def record(session: AsyncSession, budget: BudgetStore, batch: Sequence[Set
     the tenants' totals, one ledger row and one callback (if the tenant has a URL) each.
     Returns how many callbacks were queued."""
     per_key: dict[tuple[str, str], list[Settled]] = defaultdict(list)
-    per_tenant: dict[str, int] = defaultdict(int)
+    per_tenant: dict[str, tuple[int, int]] = defaultdict(lambda: (0, 0))
     for settled in batch:
         grant = settled.admission.grant
         per_key[(grant.tenant_id, grant.event_id)].append(settled)
-        per_tenant[grant.tenant_id] += settled.used
+        tokens, cost = per_tenant[grant.tenant_id]
+        per_tenant[grant.tenant_id] = (tokens + settled.used, cost + (settled.cost or 0))
     for key_batch in per_key.values():
         await budget.book(
             session,
             key_batch[0].admission.grant,
-            reserved=sum(s.admission.reservation.amount for s in key_batch),
-            used=sum(s.used for s in key_batch),
+            reserved=sum((s.admission.reservation.amounts for s in key_batch), Amounts()),
+            used=sum((s.amounts for s in key_batch), Amounts()),
             requests=len(key_batch),
         )
-    for tenant_id, used in per_tenant.items():
+    for tenant_id, (tokens, cost) in per_tenant.items():
         await session.execute(
             update(Tenant)
             .where(Tenant.id == tenant_id)
-            .values(total_tokens=Tenant.total_tokens + used)
+            .values(
+                total_tokens=Tenant.total_tokens + tokens,
+                total_cost=Tenant.total_cost + to_usd(cost),
+            )
         )
     await session.execute(insert(UsageRecord), [_ledger_row(s) for s in batch])
     tenants = {
@@ -95,14 +102,7 @@ async def record(session: AsyncSession, budget: BudgetStore, batch: Sequence[Set
         delivery = outbox.new_delivery(
             tenant_id=tenant.id,
             url=tenant.callback_url,
-            payload=callback_payload(
-                settled.admission,
-                settled.transcript,
-                settled.usage,
-                settled.status,
-                settled.timing,
-                privacy,
-            ),
+            payload=callback_payload(settled, privacy),
             request_id=settled.admission.request_id,
             disabled=tenant.callback_disabled_at is not None,
         )

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from dynaseal.core.money import usd
 from dynaseal.gateway.admission.gatekeeper import Admission
+from dynaseal.gateway.budget.rules import Amounts
 from dynaseal.gateway.relay.transcript import Transcript
 
 log = logging.getLogger("dynaseal.gateway")
@@ -21,8 +23,9 @@ Status = Literal["completed", "failed", "client_disconnected"]
 @dataclass(frozen=True, slots=True)
 class Usage:
     prompt_tokens: int
-    completion_tokens: int
+    completion_tokens: int  # reasoning tokens included, as OpenAI counts them
     source: Literal["upstream", "estimated"]
+    cached_tokens: int = 0  # of the prompt tokens, those the upstream served from cache
 
     @property
     def total_tokens(self) -> int:
@@ -33,12 +36,20 @@ def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
+def _cached(usage: dict[str, Any]) -> int:
+    """Cached prompt tokens: OpenAI's ``prompt_tokens_details``, or DeepSeek's field."""
+    details = usage.get("prompt_tokens_details")
+    if isinstance(details, dict) and _count(details.get("cached_tokens")) is not None:
+        return int(details["cached_tokens"])
+    return _count(usage.get("prompt_cache_hit_tokens")) or 0
+
+
 def measure(admission: Admission, transcript: Transcript, status: Status) -> Usage:
     """The upstream's own count when it gave one, else our estimate."""
     usage = transcript.usage or {}
     prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
     if prompt is not None and completion is not None:
-        return Usage(prompt, completion, "upstream")
+        return Usage(prompt, completion, "upstream", min(_cached(usage), prompt))
     completion = transcript.estimated_completion_tokens()
     nothing_sent_upstream = status == "failed" and not completion
     prompt = 0 if nothing_sent_upstream else admission.reservation.prompt_estimate
@@ -78,14 +89,13 @@ class CallbackPrivacy:
     include_prompt: bool
 
 
-def callback_payload(
-    admission: Admission,
-    transcript: Transcript,
-    usage: Usage,
-    status: Status,
-    timing: Timing,
-    privacy: CallbackPrivacy,
-) -> dict[str, Any]:
+def callback_payload(settled: Settled, privacy: CallbackPrivacy) -> dict[str, Any]:
+    admission, transcript, usage, timing = (
+        settled.admission,
+        settled.transcript,
+        settled.usage,
+        settled.timing,
+    )
     grant = admission.grant
     payload: dict[str, Any] = {
         "type": "usage",
@@ -94,6 +104,7 @@ def callback_payload(
         "content": transcript.content if privacy.include_content else None,
         "content_truncated": privacy.include_content and transcript.content_truncated,
         "tokens": usage.total_tokens,
+        "cost": None if settled.cost is None else usd(settled.cost),
         "model": admission.model,
         "endpoint": admission.endpoint.name,
         "prompt_tokens": usage.prompt_tokens,
@@ -104,7 +115,7 @@ def callback_payload(
             "total_tokens": usage.total_tokens,
         },
         "usage_source": usage.source,
-        "status": status,
+        "status": settled.status,
         "stream": admission.stream,
         "sub": grant.sub,
         "metadata": grant.metadata,
@@ -129,10 +140,17 @@ class Settled:
     status: Status
     usage: Usage
     timing: Timing
+    cost: int | None = None  # money units; None when the model has no price
 
     @property
     def used(self) -> int:
+        """Tokens, prompt and generated: what rate limits and tenant totals count."""
         return self.usage.total_tokens
+
+    @property
+    def amounts(self) -> Amounts:
+        """What the request used of each of its key's budgets."""
+        return Amounts(self.usage.completion_tokens, self.usage.total_tokens, self.cost or 0)
 
 
 def overshoot_tokens(admission: Admission, transcript: Transcript) -> int:
@@ -154,12 +172,9 @@ def finish(admission: Admission, transcript: Transcript, status: Status) -> Sett
             overshoot,
             admission.reservation.completion_cap,
         )
-    if usage.total_tokens > admission.reservation.amount:
-        log.warning(
-            "request %s used %d tokens, %d were reserved",
-            admission.request_id,
-            usage.total_tokens,
-            admission.reservation.amount,
-        )
+    price = admission.price
+    cost = None
+    if price is not None:
+        cost = price.cost(usage.prompt_tokens, usage.cached_tokens, usage.completion_tokens)
     timing = Timing(admission.started_at, time.time(), transcript.first_token_at)
-    return Settled(admission, transcript, status, usage, timing)
+    return Settled(admission, transcript, status, usage, timing, cost)

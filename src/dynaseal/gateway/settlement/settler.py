@@ -47,10 +47,11 @@ class Settler:
         if admission.slot is not None:
             admission.slot.release()
         settled = finish(admission, transcript, status)
+        admission.used = settled.amounts  # what the answer's budget headers give back
         note(tokens=settled.used, outcome=status)
         self._metrics.settled(settled)
         with self._metrics.budget_call("release"):
-            await self._budget.release(admission.grant, admission.reservation, settled.used)
+            await self._budget.release(admission.grant, admission.reservation, settled.amounts)
         if admission.rate_scopes:
             try:
                 await self._limiter.add_tokens(admission.rate_scopes, settled.used)

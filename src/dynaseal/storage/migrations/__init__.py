@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from dynaseal.storage.backend_models import BackendBase
 from dynaseal.storage.database import Database
 from dynaseal.storage.gateway_models import GatewayBase
-from dynaseal.storage.types import UTCDateTime
+from dynaseal.storage.types import Money, UTCDateTime
 
 Service = Literal["gateway", "backend"]
 
@@ -64,6 +64,8 @@ def _render_item(type_: str, obj: Any, _: Any) -> str | Literal[False]:
     # Revisions must not import application types that may change after they are written.
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
+    if type_ == "type" and isinstance(obj, Money):
+        return "sa.BigInteger()"
     return False
 
 
