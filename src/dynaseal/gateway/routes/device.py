@@ -99,6 +99,7 @@ class DirectRoutes:
         if handler is None or scope["method"] != "POST" or tracing.enabled():
             await self.app(scope, receive, send)
             return
+        scope["endpoint"] = handler  # as the router would: the metrics label by it
         try:
             response = await handler(Request(scope, receive, send))
         except APIError as refusal:
