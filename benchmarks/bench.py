@@ -140,7 +140,7 @@ class Bench:
         if name == "gateway":
             wait_for_empty_outbox(self.gateway.url, self.tenant_token)
         used = cpu_seconds(service.pid) - before[0], cpu_seconds(self.backend.pid) - before[1]
-        answered = max(result.requests, 1)
+        answered = max(result.answered, 1)
         backend = used[1] * 1000 / answered if name == "gateway" else None
         return LoadRow(name, result, used[0] * 1000 / answered, backend)
 

@@ -192,12 +192,12 @@ class Cpu:
 
 
 def report(result: LoadResult, cpu: Cpu, found: Counter[str], stream: bool) -> str:
-    n = max(result.requests, 1)
+    n = max(result.answered, 1)
     during = cpu.load * 1000 / n
     total = sum(found.values()) or 1
     kind = "streaming" if stream else "non-streaming"
     lines = [
-        f"{kind}, {result.connections} connections: {result.rps:,.0f} req/s, "
+        f"{kind}, {result.connections} connections: {result.ok_rps:,.0f} answers/s, "
         f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, {result.errors} errors",
         f"gateway CPU per request: {during:.3f} ms during the load "
         f"+ {cpu.drain * 1000 / n:.3f} ms delivering its callbacks after it "

@@ -140,8 +140,8 @@ _PATHS = {
 def non_streaming_table(groups: list[NonStreaming]) -> Table:
     table = _table(
         "Non-streaming chat completions: direct upstream vs through the gateway",
-        ["connections", "path", "req/s", "÷ direct", "p50", "added p50", "p99", "added p99",
-         "CPU / request", "errors"],
+        ["connections", "path", "answers/s", "÷ direct", "p50", "added p50", "p99", "added p99",
+         "CPU / answer", "errors"],
     )  # fmt: skip
     for group in groups:
         direct = group.row("direct")
@@ -153,8 +153,8 @@ def non_streaming_table(groups: list[NonStreaming]) -> Table:
             table.add_row(
                 str(group.connections),
                 _PATHS.get(row.path, row.path),
-                f"{r.rps:,.0f}",
-                f"{r.rps / d.rps:.1%}" if d.rps else "-",
+                f"{r.ok_rps:,.0f}",
+                f"{r.ok_rps / d.ok_rps:.1%}" if d.ok_rps else "-",
                 _ms(r.p50_ms),
                 _added(r.p50_ms, d.p50_ms),
                 _ms(r.p99_ms),
@@ -164,8 +164,9 @@ def non_streaming_table(groups: list[NonStreaming]) -> Table:
             )
         table.add_section()
     table.caption = (
-        "CPU / request: user + system time of the path's processes (all of them) over the "
-        "run ÷ requests answered; the gateway's includes delivering the run's callbacks."
+        "answers/s: successful answers (errors: any other status or a failed connection). "
+        "CPU / answer: user + system time of the path's processes (all of them) over the "
+        "run ÷ successful answers; the gateway's includes delivering the run's callbacks."
     )
     return table
 

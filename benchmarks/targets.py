@@ -56,12 +56,12 @@ def cpu_line(groups: list[NonStreaming]) -> Line:
 def nginx_line(groups: list[NonStreaming]) -> Line:
     def ratio(group: NonStreaming) -> float | None:
         gateway, nginx = group.row("gateway"), group.row("nginx")
-        if gateway is None or nginx is None or nginx.load.rps <= 0:
+        if gateway is None or nginx is None or nginx.load.ok_rps <= 0:
             return None
-        return gateway.load.rps / nginx.load.rps
+        return gateway.load.ok_rps / nginx.load.ok_rps
 
     value = _ratio(groups, 16, ratio)
-    what = "gateway req/s ÷ nginx proxy_pass (16 conn.)"
+    what = "gateway answers/s ÷ nginx proxy_pass (16 conn.)"
     if value is None:
         return Line(what, "nginx not installed: row skipped", "≥ 0.2x", None)
     return Line(what, f"{value:.2f}x", "≥ 0.2x", value >= 0.2)
