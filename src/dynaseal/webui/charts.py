@@ -61,6 +61,7 @@ class BarChart:
     y_ticks: Sequence[Tick]
     x_ticks: Sequence[Tick]
     line: Tick | None = None  # a reference level across the chart (a quota)
+    fmt: Callable[[float], str] = number  # how its values are written (count, USD)
     width: int = WIDTH
     height: int = HEIGHT
     left: int = LEFT
@@ -73,6 +74,10 @@ class BarChart:
         if len(self.series) <= 3:
             return self.series
         return [s for s in self.series if self.totals[s.key]]
+
+    def total(self, key: str) -> str:
+        """A series' total over every bucket, written as the chart writes its values."""
+        return self.fmt(self.totals[key])
 
 
 def nice_ceiling(value: float) -> float:
@@ -120,7 +125,7 @@ def stacked_bars(
     level = None
     if line is not None:
         level = Tick(_r(BASELINE - PLOT_HEIGHT * line[0] / top), f"{line[1]} {fmt(line[0])}")
-    return BarChart(id, title, series, totals, bars, y_ticks, x_ticks, level)
+    return BarChart(id, title, series, totals, bars, y_ticks, x_ticks, level, fmt)
 
 
 def _r(value: float) -> float:
