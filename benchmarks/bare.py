@@ -8,6 +8,7 @@ checks and bookkeeping; this is the floor any Python relay on this stack pays.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -53,3 +54,8 @@ def app(upstream_url: str) -> Starlette:
     relay = PassThrough(upstream_url)
     routes = [Route("/v1/chat/completions", relay.chat, methods=["POST"])]
     return Starlette(routes=routes)
+
+
+def from_environment() -> Starlette:
+    """The app for a server started by command line (``UPSTREAM_URL``), e.g. Granian."""
+    return app(os.environ["UPSTREAM_URL"])
