@@ -220,3 +220,43 @@ def test_without_a_secret_unsigned_callbacks_pass_with_one_warning(
 def test_an_invalid_webhook_secret_is_a_configuration_error() -> None:
     with pytest.raises(ValueError, match="Standard Webhooks secret"):
         BackendSettings(webhook_secret="whsec_%%%")
+
+
+def batch_of(*events: dict[str, Any]) -> dict[str, Any]:
+    """A ``usage.batch`` as the gateway sends it: each event under an id of its own."""
+    return {"type": "usage.batch", "data": [{"id": f"msg_{uuid.uuid4().hex}"} | e for e in events]}
+
+
+def test_a_batch_is_verified_once_and_each_event_stored_once(
+    backend: httpx.Client, admin: dict[str, str]
+) -> None:
+    event_id = f"evt-{uuid.uuid4().hex}"
+    batch = batch_of(*(usage_payload(event_id, tokens=10 + n) for n in range(3)))
+    assert post_signed(backend, batch).json() == {"received": True, "events": 3, "duplicates": 0}
+    stored = usage_of(backend, admin, event_id)
+    assert sorted(e["delivery_id"] for e in stored["data"]) == sorted(
+        e["id"] for e in batch["data"]
+    )
+    assert stored["total_tokens"] == 33 and all(e["signature_verified"] for e in stored["data"])
+
+    # Sent again (a retried batch under a new webhook-id), or one event re-sent alone under
+    # its own id: acknowledged, never counted twice.
+    again = post_signed(backend, batch).json()
+    assert again == {"received": True, "events": 3, "duplicates": 3}
+    first = batch["data"][0]
+    alone = post_signed(backend, usage_payload(event_id), msg_id=first["id"]).json()
+    assert alone == {"received": True, "duplicate": True}
+    assert usage_of(backend, admin, event_id)["total_tokens"] == 33
+
+
+def test_a_forged_or_malformed_batch_is_refused_whole(
+    backend: httpx.Client, admin: dict[str, str]
+) -> None:
+    event_id = f"evt-{uuid.uuid4().hex}"
+    batch = batch_of(usage_payload(event_id), usage_payload(event_id))
+    assert_openai_error(post_signed(backend, batch, secret=OTHER_SECRET), 401)
+    no_id = {"type": "usage.batch", "data": [usage_payload(event_id)]}
+    bad_event = batch_of(usage_payload(event_id), {"event_id": event_id, "tokens": -1})
+    for body in (no_id, bad_event, {"type": "usage.batch", "data": {"id": "x"}}):
+        assert_openai_error(post_signed(backend, body), 400)
+    assert usage_of(backend, admin, event_id)["data"] == []

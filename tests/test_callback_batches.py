@@ -1,0 +1,298 @@
+"""Batched usage callbacks, end to end with real processes: ``dynaseal gateway`` (which
+starts its delivery worker process) and ``dynaseal backend``, both with the demo data, so
+the demo tenant's callbacks go to the reference backend, signed with its secret."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from dynaseal.core.original_demo import DEMO_TENANT_PASSWORD, DEMO_TENANT_USERNAME
+from support.callbacks import CallbackSink
+from support.commands import Service, started
+from support.databases import fresh_database
+from support.gateway_process import wait_until
+from support.servers import ServerThread, free_port
+from support.tenants import (
+    ADMIN_PASSWORD,
+    DEMO_MODEL,
+    bearer,
+    create_tenant,
+    event_of,
+    login,
+    original_key,
+)
+from support.upstream import FakeUpstream
+
+REQUESTS = 50
+BATCH_MAX = 25
+BACKEND_ADMIN_PASSWORD = "backend-admin-password"
+
+
+@dataclass
+class Stack:
+    """A gateway and a backend, each a ``dynaseal`` process, on databases of their own."""
+
+    directory: Path
+    gateway_url: str
+    backend_port: int
+    backend_env: dict[str, str]
+    processes: ExitStack = field(default_factory=ExitStack)
+    backend: Service | None = None
+    tokens: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def backend_url(self) -> str:
+        return f"http://127.0.0.1:{self.backend_port}"
+
+    def start_backend(self) -> None:
+        """Start the backend (on the same port and database each time) unless it runs."""
+        if self.backend is not None and self.backend.process.poll() is None:
+            return
+        args = ("backend", "--port", str(self.backend_port), "--demo-data")
+        self.backend = self.processes.enter_context(
+            started(*args, cwd=self.directory, env=self.backend_env)
+        )
+        self.backend.wait_ready(self.backend_url + "/healthz")
+
+    def stop_backend(self) -> None:
+        assert self.backend is not None
+        assert self.backend.stop() in (0, -signal.SIGTERM)
+
+    def tenant(self) -> dict[str, str]:
+        if "tenant" not in self.tokens:
+            self.tokens["tenant"] = login(
+                self.gateway_url, DEMO_TENANT_USERNAME, DEMO_TENANT_PASSWORD
+            )
+        return self.tokens["tenant"]
+
+    def batching(self, seconds: float, most: int = BATCH_MAX) -> None:
+        body = {"callback_batch_seconds": seconds, "callback_batch_max": most}
+        changed = httpx.patch(self.gateway_url + "/v1/user/me", headers=self.tenant(), json=body)
+        assert changed.status_code == 200, changed.text
+
+    def ask(self, key: str, count: int) -> None:
+        device = openai.OpenAI(base_url=self.gateway_url + "/v1", api_key=key, max_retries=0)
+        for _ in range(count):
+            device.chat.completions.create(
+                model=DEMO_MODEL, messages=[{"role": "user", "content": "hi"}]
+            )
+
+    def stored(self, event_id: str) -> list[dict[str, Any]]:
+        """The usage the backend stored for ``event_id`` (as its admin sees it)."""
+        with httpx.Client(base_url=self.backend_url) as http:
+            if "backend" not in self.tokens:
+                self.tokens["backend"] = bearer(
+                    http.post(
+                        "/v1/user/login",
+                        data={"username": "admin", "password": BACKEND_ADMIN_PASSWORD},
+                    ).json()["access_token"]
+                )
+            usage = http.get(
+                "/v1/usage",
+                params={"event_id": event_id, "limit": 1000},
+                headers=self.tokens["backend"],
+            )
+        assert usage.status_code == 200, usage.text
+        return list(usage.json()["data"])
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        listed = httpx.get(
+            self.gateway_url + "/v1/deliveries", params={"limit": 1000}, headers=self.tenant()
+        )
+        assert listed.status_code == 200, listed.text
+        return list(listed.json()["data"])
+
+    def batches_of(self, event_id: str) -> list[dict[str, Any]]:
+        """The ``usage.batch`` deliveries carrying ``event_id``'s usage, with payloads."""
+        found = []
+        for row in self.deliveries():
+            if row["type"] != "usage.batch":
+                continue
+            detail = httpx.get(
+                f"{self.gateway_url}/v1/deliveries/{row['id']}", headers=self.tenant()
+            ).json()
+            if any(event["event_id"] == event_id for event in detail["payload"]["data"]):
+                found.append(detail)
+        return found
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) -> Iterator[Stack]:
+    directory = tmp_path_factory.mktemp("batches")
+    gateway_port = free_port()
+    gateway_url = f"http://127.0.0.1:{gateway_port}"
+    with (
+        fresh_database(directory, "gateway") as gateway_db,
+        fresh_database(directory, "backend") as backend_db,
+    ):
+        gateway_env = {
+            "DATABASE_URL": gateway_db,
+            "ADMIN_USER_PASSWORD": ADMIN_PASSWORD,
+            "OPENAI_BASE_URL": f"{upstream.url}/v1",
+            # A receiver that is down is tried again within a second, every time.
+            "CALLBACK_RETRY_SCHEDULE_SECONDS": "[0.5, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]",
+        }
+        args = ("gateway", "--port", str(gateway_port), "--demo-data")
+        with started(*args, cwd=directory, env=gateway_env) as gateway:
+            gateway.wait_ready(gateway_url + "/readyz")
+            stack = Stack(
+                directory,
+                gateway_url,
+                free_port(),
+                {
+                    "DATABASE_URL": backend_db,
+                    "ADMIN_USER_PASSWORD": BACKEND_ADMIN_PASSWORD,
+                    "GATEWAY_URL": gateway_url,
+                },
+            )
+            with stack.processes:
+                yield stack
+
+
+def test_fifty_requests_reach_the_backend_in_a_handful_of_deliveries(stack: Stack) -> None:
+    stack.start_backend()
+    stack.batching(seconds=5)
+    key = original_key(max_tokens=100_000)
+    stack.ask(key, REQUESTS)
+    event_id = event_of(key)
+    stored = wait_until(lambda: len(found := stack.stored(event_id)) >= REQUESTS and found)
+    assert len(stored) == REQUESTS
+    assert len({entry["delivery_id"] for entry in stored}) == REQUESTS  # each event once
+    assert all(entry["signature_verified"] for entry in stored)
+
+    batches = stack.batches_of(event_id)
+    sizes = [len(batch["payload"]["data"]) for batch in batches]
+    assert sum(sizes) == REQUESTS and 2 <= len(batches) < REQUESTS
+    assert max(sizes) <= BATCH_MAX
+    assert all(batch["status"] == "delivered" for batch in batches)
+    # Each event keeps its own id: the id its own delivery would have had.
+    ids = {event["id"] for batch in batches for event in batch["payload"]["data"]}
+    assert ids == {entry["delivery_id"] for entry in stored}
+    members = [d for d in stack.deliveries() if d["batch_id"] in {b["id"] for b in batches}]
+    assert len(members) == REQUESTS and {d["status"] for d in members} == {"batched"}
+
+
+def test_a_backend_that_was_down_gets_every_event_once(stack: Stack) -> None:
+    stack.start_backend()
+    stack.batching(seconds=1)
+    stack.stop_backend()
+    key = original_key(max_tokens=100_000)
+    event_id = event_of(key)
+    stack.ask(key, REQUESTS)
+
+    def retried() -> bool:
+        batches = stack.batches_of(event_id)
+        carried = sum(len(batch["payload"]["data"]) for batch in batches)
+        return carried == REQUESTS and all(batch["attempts"] >= 2 for batch in batches)
+
+    wait_until(retried, timeout=60)  # every batch failed at least twice, as a whole
+    stack.start_backend()
+    stored = wait_until(lambda: len(found := stack.stored(event_id)) >= REQUESTS and found)
+    assert len({entry["delivery_id"] for entry in stored}) == REQUESTS
+    batches = stack.batches_of(event_id)
+    assert all(batch["status"] == "delivered" for batch in batches)
+
+    # A batch sent again (say, the tenant re-sends it) is acknowledged, not re-counted.
+    again = batches[0]
+    resent = httpx.post(
+        f"{stack.gateway_url}/v1/deliveries/{again['id']}/resend", headers=stack.tenant()
+    )
+    assert resent.status_code == 200, resent.text
+
+    def delivered_again() -> bool:
+        detail = httpx.get(
+            f"{stack.gateway_url}/v1/deliveries/{again['id']}", headers=stack.tenant()
+        ).json()
+        attempts = len(detail["attempt_log"])
+        return detail["status"] == "delivered" and attempts > len(again["attempt_log"])
+
+    wait_until(delivered_again)
+    stored = stack.stored(event_id)
+    assert len(stored) == REQUESTS
+    assert sum(entry["tokens"] for entry in stored) == sum(
+        event["tokens"] for batch in batches for event in batch["payload"]["data"]
+    )
+
+
+def test_without_batching_each_request_is_a_callback_of_its_own(stack: Stack) -> None:
+    stack.start_backend()
+    stack.batching(seconds=0)
+    key = original_key(max_tokens=100_000)
+    event_id = event_of(key)
+    stack.ask(key, 3)
+    stored = wait_until(lambda: len(found := stack.stored(event_id)) >= 3 and found)
+    assert len(stored) == 3
+    singles = {d["id"]: d for d in stack.deliveries() if d["type"] == "usage"}
+    for entry in stored:
+        # The original form: a flat payload under its own webhook-id.
+        assert singles[entry["delivery_id"]]["status"] == "delivered"
+        assert entry["payload"]["event_id"] == event_id and entry["payload"]["type"] == "usage"
+        assert entry["content"] and entry["tokens"] > 0
+    assert not stack.batches_of(event_id)
+
+
+def test_the_batch_settings_are_shown_and_checked(
+    gateway: ServerThread, sink: CallbackSink
+) -> None:
+    tenant = create_tenant(gateway.url, sink.url)
+    me = httpx.get(gateway.url + "/v1/user/me", headers=tenant.auth).json()
+    assert (me["callback_batch_seconds"], me["callback_batch_max"]) == (0, 100)
+    for bad in (
+        {"callback_batch_seconds": -1},
+        {"callback_batch_seconds": 3601},
+        {"callback_batch_seconds": "soon"},
+        {"callback_batch_seconds": True},
+        {"callback_batch_seconds": None},
+        {"callback_batch_max": 0},
+        {"callback_batch_max": 1001},
+        {"callback_batch_max": 2.5},
+    ):
+        refused = httpx.patch(gateway.url + "/v1/user/me", headers=tenant.auth, json=bad)
+        assert refused.status_code in (400, 422), (bad, refused.text)
+        error = refused.json()["error"]
+        assert error["type"] == "invalid_request_error" and error["param"], (bad, error)
+    body = {"callback_batch_seconds": 2.5, "callback_batch_max": 10}
+    changed = httpx.patch(gateway.url + "/v1/user/me", headers=tenant.auth, json=body)
+    assert changed.status_code == 200 and changed.json()["callback_batch_seconds"] == 2.5
+    me = httpx.get(gateway.url + "/v1/user/me", headers=tenant.auth).json()
+    assert (me["callback_batch_seconds"], me["callback_batch_max"]) == (2.5, 10)
+
+
+def test_a_gateway_that_delivers_inline_batches_too(
+    gateway: ServerThread, sink: CallbackSink
+) -> None:
+    tenant = create_tenant(gateway.url, sink.url, with_api_key=True)
+    body = {"callback_batch_seconds": 0.3, "callback_batch_max": 5}
+    assert httpx.patch(gateway.url + "/v1/user/me", headers=tenant.auth, json=body).is_success
+    key = tenant.key(max_tokens=100_000)
+    device = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+    for _ in range(7):
+        device.chat.completions.create(
+            model=DEMO_MODEL, messages=[{"role": "user", "content": "hi"}]
+        )
+
+    def carried() -> list[dict[str, Any]]:
+        batches = [
+            p
+            for p in sink.payloads()
+            if p.get("type") == "usage.batch" and p["data"][0]["event_id"] == event_of(key)
+        ]
+        return batches if sum(len(b["data"]) for b in batches) >= 7 else []
+
+    batches = wait_until(carried)
+    assert sum(len(b["data"]) for b in batches) == 7 and max(len(b["data"]) for b in batches) <= 5
+    for batch in batches:
+        sink.delivery_of(batch).verify(str(tenant.webhook_secret))  # one signature per batch
+        # A new tenant's events carry no generated text unless it asks for it.
+        assert all(event["content"] is None and event["tokens"] > 0 for event in batch["data"])
+    # ... and none of them went out alone as well.
+    assert not [p for p in sink.payloads() if p.get("event_id") == event_of(key)]
