@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -179,7 +180,7 @@ def test_daily_quota_caps_keys_then_refuses_with_the_reset_time(
     user = bearer(login(backend, name, "pw")["access_token"])
 
     first = backend.post("/v1/key/create", headers=user).json()
-    assert first["max_tokens"] == 30  # the policy allows 1000 per key, the day only 30
+    assert first["max_tokens"] == 30  # the policy allows 16,000 per key, the day only 30
     yesterday = (datetime.now(UTC) - timedelta(days=1)).isoformat()
     post_signed(backend, usage_payload(first["event_id"], tokens=500, ended_at=yesterday))
     post_signed(backend, usage_payload(first["event_id"], tokens=19))
@@ -260,3 +261,23 @@ def test_a_forged_or_malformed_batch_is_refused_whole(
     for body in (no_id, bad_event, {"type": "usage.batch", "data": {"id": "x"}}):
         assert_openai_error(post_signed(backend, body), 400)
     assert usage_of(backend, admin, event_id)["data"] == []
+
+
+def test_a_gzip_compressed_batch_is_verified_over_its_json(
+    backend: httpx.Client, admin: dict[str, str]
+) -> None:
+    event_id = f"evt-{uuid.uuid4().hex}"
+    body = orjson.dumps(batch_of(usage_payload(event_id), usage_payload(event_id)))
+    headers = signed_headers(DEMO_WEBHOOK_SECRET, body, f"msg_{uuid.uuid4().hex}")
+    gzipped = {**headers, "content-encoding": "gzip"}
+    sent = backend.post("/v1/callback/usage", content=gzip.compress(body), headers=gzipped)
+    assert sent.json() == {"received": True, "events": 2, "duplicates": 0}
+    assert len(usage_of(backend, admin, event_id)["data"]) == 2
+
+    brotli = {**headers, "content-encoding": "br"}
+    assert_openai_error(backend.post("/v1/callback/usage", content=body, headers=brotli), 415)
+    broken = gzip.compress(body)[:-12]
+    cut = backend.post("/v1/callback/usage", content=broken, headers=gzipped)
+    assert_openai_error(cut, 400)
+    bomb = gzip.compress(b" " * (9 * 1024 * 1024))  # 9 MiB of blanks in ~9 KiB
+    assert_openai_error(backend.post("/v1/callback/usage", content=bomb, headers=gzipped), 413)

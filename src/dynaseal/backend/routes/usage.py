@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ValidationError
 
-from dynaseal.backend import crud
+from dynaseal.backend import callback_body, crud
 from dynaseal.backend.deps import CurrentUser, DatabaseDep, VerifierDep
 from dynaseal.backend.metrics import BackendMetrics
 from dynaseal.backend.schemas import BATCH_TYPE, UsageBatch, UsageEntry, UsageList, UsagePayload
@@ -36,7 +36,8 @@ async def usage_callback(
     # The raw body is read here (not by FastAPI) because the signature covers the exact
     # bytes the gateway signed.
     metrics: BackendMetrics = request.app.state.metrics
-    body = await request.body()
+    limit = request.app.state.settings.max_callback_bytes
+    body = callback_body.decoded(await request.body(), request.headers, limit)
     try:
         verified = verifier.verify(body, request.headers)
     except APIError:

@@ -133,6 +133,8 @@ class Claimed:
     payload: str
     attempts: int
     secrets: list[str]
+    #: A ``usage.batch``: how many events it carries (None: a single callback).
+    events: int | None = None
 
 
 async def claim_due(
@@ -172,7 +174,15 @@ async def claim_due(
         for row in rows:
             row.claimed_until = now + claim_for
         return [
-            Claimed(r.id, r.tenant_id, r.url, r.payload, r.attempts, secrets.get(r.tenant_id, []))
+            Claimed(
+                r.id,
+                r.tenant_id,
+                r.url,
+                r.payload,
+                r.attempts,
+                secrets.get(r.tenant_id, []),
+                r.events,
+            )
             for r in rows
         ]
 
