@@ -18,12 +18,14 @@ import pytest
 from dynaseal.core.original_demo import DEMO_TENANT_PASSWORD, DEMO_TENANT_USERNAME
 from support.callbacks import CallbackSink
 from support.commands import Service, started
+from support.console import ConsoleClient
 from support.databases import fresh_database
 from support.gateway_process import wait_until
 from support.servers import ServerThread, free_port
 from support.tenants import (
     ADMIN_PASSWORD,
     DEMO_MODEL,
+    TENANT_PASSWORD,
     bearer,
     create_tenant,
     event_of,
@@ -35,6 +37,15 @@ from support.upstream import FakeUpstream
 REQUESTS = 50
 BATCH_MAX = 25
 BACKEND_ADMIN_PASSWORD = "backend-admin-password"
+
+
+def ask(gateway_url: str, key: str, count: int) -> None:
+    """``count`` chat completions with ``key``, one after the other, as a device makes them."""
+    device = openai.OpenAI(base_url=gateway_url + "/v1", api_key=key, max_retries=0)
+    for _ in range(count):
+        device.chat.completions.create(
+            model=DEMO_MODEL, messages=[{"role": "user", "content": "hi"}]
+        )
 
 
 @dataclass
@@ -80,11 +91,7 @@ class Stack:
         assert changed.status_code == 200, changed.text
 
     def ask(self, key: str, count: int) -> None:
-        device = openai.OpenAI(base_url=self.gateway_url + "/v1", api_key=key, max_retries=0)
-        for _ in range(count):
-            device.chat.completions.create(
-                model=DEMO_MODEL, messages=[{"role": "user", "content": "hi"}]
-            )
+        ask(self.gateway_url, key, count)
 
     def stored(self, event_id: str) -> list[dict[str, Any]]:
         """The usage the backend stored for ``event_id`` (as its admin sees it)."""
@@ -274,11 +281,7 @@ def test_a_gateway_that_delivers_inline_batches_too(
     body = {"callback_batch_seconds": 0.3, "callback_batch_max": 5}
     assert httpx.patch(gateway.url + "/v1/user/me", headers=tenant.auth, json=body).is_success
     key = tenant.key(max_tokens=100_000)
-    device = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
-    for _ in range(7):
-        device.chat.completions.create(
-            model=DEMO_MODEL, messages=[{"role": "user", "content": "hi"}]
-        )
+    ask(gateway.url, key, 7)
 
     def carried() -> list[dict[str, Any]]:
         batches = [
@@ -296,3 +299,59 @@ def test_a_gateway_that_delivers_inline_batches_too(
         assert all(event["content"] is None and event["tokens"] > 0 for event in batch["data"])
     # ... and none of them went out alone as well.
     assert not [p for p in sink.payloads() if p.get("event_id") == event_of(key)]
+
+
+def test_the_console_shows_and_sets_the_batch_settings(
+    gateway: ServerThread, sink: CallbackSink
+) -> None:
+    tenant = create_tenant(gateway.url, sink.url)
+    console = ConsoleClient(gateway.url).logged_in(tenant.username, TENANT_PASSWORD)
+    try:
+        assert 'name="batch_seconds"' in console.get("/callbacks").text
+        form = {"callback_url": sink.url, "batch_seconds": "2.5", "batch_max": "50"}
+        assert console.post("/callbacks/settings", form).status_code == 303
+        me = httpx.get(gateway.url + "/v1/user/me", headers=tenant.auth).json()
+        assert (me["callback_batch_seconds"], me["callback_batch_max"]) == (2.5, 50)
+        console.get("/callbacks")
+        refused = console.post("/callbacks/settings", {**form, "batch_max": "0"})
+        assert 400 <= refused.status_code < 500
+        me = httpx.get(gateway.url + "/v1/user/me", headers=tenant.auth).json()
+        assert me["callback_batch_max"] == 50
+    finally:
+        console.close()
+
+
+def test_gateways_that_only_queue_and_a_delivery_worker_of_their_own(
+    tmp_path: Path, upstream: FakeUpstream, sink: CallbackSink
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with fresh_database(tmp_path, "external") as database_url:
+        env = {
+            "DATABASE_URL": database_url,
+            "ADMIN_USER_PASSWORD": ADMIN_PASSWORD,
+            "OPENAI_BASE_URL": f"{upstream.url}/v1",
+            "CALLBACK_DELIVERY": "external",  # as docker-compose.yml runs its gateways
+        }
+        with started("gateway", "--port", str(port), "--demo-data", cwd=tmp_path, env=env) as gw:
+            gw.wait_ready(url + "/readyz")
+            owner = login(url, DEMO_TENANT_USERNAME, DEMO_TENANT_PASSWORD)
+            to_sink = {"callback_url": sink.url}
+            pointed = httpx.patch(url + "/v1/user/me", headers=owner, json=to_sink)
+            assert pointed.status_code == 200, pointed.text
+            key = original_key(max_tokens=100_000)
+            ask(url, key, 3)
+
+            def queued() -> bool:
+                listed = httpx.get(
+                    url + "/v1/deliveries", params={"status": "pending"}, headers=owner
+                ).json()["data"]
+                return len(listed) == 3
+
+            wait_until(queued)
+            assert not sink.payloads()  # the gateway itself sends nothing
+            worker_env = {**env, "ALLOW_LOOPBACK_CALLBACKS": "true"}
+            with started("gateway", "worker", cwd=tmp_path, env=worker_env) as worker:
+                assert len(sink.wait_for(3, timeout=30, event_id=event_of(key))) == 3
+                assert worker.stop() == 0, worker.log  # SIGTERM: its last round, then out
+    assert len(sink.payloads()) == 3
