@@ -16,6 +16,8 @@ import openai
 import pytest
 
 from dynaseal.core.original_demo import DEMO_TENANT_PASSWORD, DEMO_TENANT_USERNAME
+from dynaseal.gateway.callbacks import batches
+from dynaseal.storage.gateway_models import CallbackDelivery
 from support.callbacks import CallbackSink
 from support.commands import Service, started
 from support.console import ConsoleClient
@@ -355,3 +357,20 @@ def test_gateways_that_only_queue_and_a_delivery_worker_of_their_own(
                 assert len(sink.wait_for(3, timeout=30, event_id=event_of(key))) == 3
                 assert worker.stop() == 0, worker.log  # SIGTERM: its last round, then out
     assert len(sink.payloads()) == 3
+
+
+def test_a_batch_is_bounded_in_events_and_in_bytes() -> None:
+    def rows(*sizes: int) -> list[CallbackDelivery]:
+        return [CallbackDelivery(id=str(n), payload="x" * size) for n, size in enumerate(sizes)]
+
+    def shape(chunks: list[list[CallbackDelivery]]) -> list[list[str]]:
+        return [[row.id for row in chunk] for chunk in chunks]
+
+    chunks, full = batches._chunks(rows(10, 10, 10, 10, 10), most=2)
+    assert shape(chunks) == [["0", "1"], ["2", "3"], ["4"]] and not full
+    chunks, full = batches._chunks(rows(10, 10), most=2)
+    assert shape(chunks) == [["0", "1"]] and full
+    big = batches.MAX_BATCH_BYTES
+    chunks, full = batches._chunks(rows(big // 2, big // 2 + 1, 5, big * 2, 5), most=100)
+    # Content-heavy events go in smaller batches; one past the limit goes alone.
+    assert shape(chunks) == [["0"], ["1", "2"], ["3"], ["4"]] and not full

@@ -30,6 +30,9 @@ from dynaseal.storage import Database
 from dynaseal.storage.gateway_models import CallbackDelivery, Tenant
 
 BATCH_TYPE = "usage.batch"
+#: A batch's JSON stays under a megabyte (far under the reference backend's 8 MiB limit,
+#: and what receivers commonly accept), however much text its events carry.
+MAX_BATCH_BYTES = 1_000_000
 
 #: Rows a tenant's batches take per round, so one round stays bounded however long the
 #: receiver was away; the next round takes the rest.
@@ -111,13 +114,31 @@ async def _gather(session: AsyncSession, tenant: _Waiting, now: datetime) -> Non
             .with_for_update(skip_locked=True)
         )
     )
-    chunks = [rows[i : i + tenant.most] for i in range(0, len(rows), tenant.most)]
-    if chunks and len(chunks[-1]) < tenant.most:
+    chunks, last_is_full = _chunks(rows, tenant.most)
+    if chunks and not last_is_full:
         last = chunks[-1][0].created_at + timedelta(seconds=tenant.seconds)
         if last > now:
             chunks.pop()
     for chunk in chunks:
         await _batch(session, tenant.url or chunk[-1].url, chunk)
+
+
+def _chunks(
+    rows: Sequence[CallbackDelivery], most: int
+) -> tuple[list[list[CallbackDelivery]], bool]:
+    """``rows`` in batches of at most ``most`` events and ``MAX_BATCH_BYTES`` (an event
+    larger than that goes alone); whether the last batch is full."""
+    chunks: list[list[CallbackDelivery]] = []
+    size = 0
+    full = True
+    for row in rows:
+        if full or size + len(row.payload) > MAX_BATCH_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(row)
+        size += len(row.payload)
+        full = len(chunks[-1]) >= most or size >= MAX_BATCH_BYTES
+    return chunks, full
 
 
 def batch_payload(events: Sequence[tuple[str, str]]) -> dict[str, object]:
