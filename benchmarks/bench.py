@@ -258,8 +258,8 @@ def service_configs(workdir: Path, options: Options) -> dict[str, tuple[int, dic
         "upstream_url": url["upstream"],
         "callback_url": f"{url['backend']}/v1/callback/usage",
     }
-    if options.workers is not None:  # through `dynaseal gateway --workers N`
-        gateway |= {"workers": options.workers, "redis_url": options.redis_url}
+    # As production runs it: `dynaseal gateway`, with its callback delivery worker process.
+    gateway |= {"workers": options.workers or 1, "redis_url": options.redis_url}
     nginx = {"nginx": (ports["nginx"], {"upstream_port": ports["upstream"]})}
     return {
         "upstream": (ports["upstream"], {}),
@@ -328,7 +328,7 @@ def run(options: Options, console: Console) -> Results:
 def gateway_settings(options: Options) -> str:
     database = "SQLite" if options.database_url is None else options.database_url.split(":")[0]
     shared = ", Redis" if options.redis_url else ""
-    layout = "one process" if options.workers is None else f"--workers {options.workers}"
+    layout = f"dynaseal gateway --workers {options.workers or 1} + its delivery worker"
     return f"defaults: {database}{shared}, {layout}, demo tenant, callbacks on"
 
 
