@@ -138,6 +138,7 @@ def _configs(workdir: Path) -> dict[str, tuple[int, dict[str, object]]]:
                 "database_url": f"sqlite+aiosqlite:///{workdir / 'gateway.db'}",
                 "upstream_url": url["upstream"],
                 "callback_url": f"{url['backend']}/v1/callback/usage",
+                "workers": 1,  # `dynaseal gateway`, with its delivery worker process
             },
         ),
     }
