@@ -45,16 +45,10 @@ def _gateway_settings(config: dict[str, Any]) -> Any:
     )
 
 
-def gateway(config: dict[str, Any]) -> Any:
-    from dynaseal.gateway.app import create_app
-
-    settings = _gateway_settings(config)
-    return create_app(settings, demo=True, demo_data_callback_url=config["callback_url"])
-
-
-def gateway_command(port: int, config: dict[str, Any]) -> None:
-    """``dynaseal gateway --workers N`` as production runs it, after loading the demo
-    tenant with the benchmark's callback URL (the command would give it port 9000's)."""
+def gateway(port: int, config: dict[str, Any]) -> None:
+    """``dynaseal gateway --workers N`` as production runs it (its delivery worker
+    process included), after loading the demo tenant with the benchmark's callback URL
+    (the command would give it port 9000's)."""
     import asyncio
     import os
 
@@ -91,17 +85,16 @@ ROLES: dict[str, Callable[[dict[str, Any]], Any]] = {
     "upstream": upstream,
     "relay": relay,
     "bare": bare,
-    "gateway": gateway,
     "backend": backend,
 }
-#: Only the Dynaseal apps have start-up work (tables, demo data).
-_LIFESPAN = {"gateway", "backend"}
+#: Only the backend has start-up work (tables, demo data); the gateway runs as its command.
+_LIFESPAN = {"backend"}
 
 
 def main(argv: list[str]) -> None:
     role, port, config = argv[0], int(argv[1]), orjson.loads(argv[2])
-    if role == "gateway" and "workers" in config:
-        gateway_command(port, config)
+    if role == "gateway":
+        gateway(port, config)
         return
     uvicorn.run(
         ROLES[role](config),
