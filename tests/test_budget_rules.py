@@ -294,9 +294,9 @@ def test_the_lua_script_decides_as_the_rules_do(
                 asked = Ask(prompt, prompt_cost, price, cap, choices)  # type: ignore[arg-type]
                 expected = decide(key, budgets, max_requests=max_requests, ask=asked)
                 answer = script["reserve"](
-                    keys=[name], args=reserve_args(max_requests, budgets, asked)
+                    keys=[name], args=reserve_args([max_requests], [budgets], asked)
                 )
-                assert decision_of(answer, max_requests, budgets, asked) == expected, step
+                assert decision_of(answer, [budgets], asked) == expected, step
                 print(
                     "EV",
                     expected.refusal if isinstance(expected, Refused) else "ok",
