@@ -12,14 +12,13 @@ import httpx
 import openai
 import pytest
 
-from dynaseal.backend import BackendSettings, create_app
 from dynaseal.backend.demo_data import DEMO_USER_PASSWORD, DEMO_USER_USERNAME
 from dynaseal.client import DeviceClient, DeviceKey
 from dynaseal.keys import make_dpop_proof
-from support.databases import fresh_database
+from support.backend import backend_for
 from support.gateways import demo_gateway
 from support.redis_server import RedisServer
-from support.servers import ServerThread, serve
+from support.servers import ServerThread
 from support.tenants import DEMO_MODEL, mint
 from support.upstream import FakeUpstream
 
@@ -141,25 +140,15 @@ def test_the_official_sdk_with_a_signing_http_client(
 
 
 @pytest.fixture(scope="module")
-def backend_for(gateway: ServerThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The reference backend minting for the demo tenant of the suite's gateway."""
-    with fresh_database(tmp_path_factory.mktemp("dpop-backend"), "backend") as url:
-        settings = BackendSettings(
-            database_url=url,
-            secret_key="test-secret-key-for-backend-sessions",
-            gateway_url=gateway.url,
-            llm_key=None,
-            llm_user_id=None,
-            llm_key_id=None,
-        )
-        with serve(create_app(settings, demo_data=True)) as server:
-            yield server.url
+def backend_url(gateway: ServerThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with backend_for(tmp_path_factory.mktemp("dpop-backend"), gateway.url) as url:
+        yield url
 
 
 def test_the_device_client_proves_possession_to_the_gateway(
-    backend_for: str, upstream: FakeUpstream
+    backend_url: str, upstream: FakeUpstream
 ) -> None:
-    with DeviceClient(backend_for, DEMO_USER_USERNAME, DEMO_USER_PASSWORD, bind=True) as device:
+    with DeviceClient(backend_url, DEMO_USER_USERNAME, DEMO_USER_PASSWORD, bind=True) as device:
         llm = device.openai()
         for _ in range(3):
             reply = llm.chat.completions.create(model=DEMO_MODEL, messages=MESSAGES)
