@@ -121,6 +121,10 @@ async def store_callback(
             if await session.get(UsageCallback, delivery_id) is not None:
                 return False
             issued = await session.get(IssuedKey, payload.event_id)
+            chain = (payload.model_extra or {}).get("chain")
+            if issued is None and isinstance(chain, list) and chain and isinstance(chain[0], str):
+                # A child key's usage (made on the device): the user of the key at its root.
+                issued = await session.get(IssuedKey, chain[0])
             session.add(
                 UsageCallback(
                     delivery_id=delivery_id,
