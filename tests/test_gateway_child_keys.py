@@ -15,7 +15,13 @@ import jwt
 import pytest
 
 from dynaseal.client import DeviceKey
-from dynaseal.keys import CHILD_KEY_TYPE, make_dpop_proof, mint_child_key, public_jwk
+from dynaseal.keys import (
+    CHILD_KEY_TYPE,
+    MintedChild,
+    make_dpop_proof,
+    mint_child_key,
+    public_jwk,
+)
 from support.callbacks import CallbackSink
 from support.gateways import demo_gateway
 from support.servers import ServerThread
@@ -62,6 +68,14 @@ def hand_made_child(parent: str, signer: DeviceKey, **claims: Any) -> str:
     return jwt.encode(body, signer.private_key, algorithm=signer.algorithm, headers=headers)
 
 
+def family(parent_tokens: int, child_tokens: int) -> tuple[DeviceKey, str, MintedChild]:
+    """A device key, a key bound to it (demo tenant) and an unbound child of that key."""
+    device = DeviceKey.generate()
+    parent = mint(cnf_jkt=device.jkt, max_tokens=parent_tokens)
+    child = mint_child_key(parent, device.private_key, now=time.time(), max_tokens=child_tokens)
+    return device, parent, child
+
+
 def test_a_child_narrows_and_cannot_widen(
     store_gateway: ServerThread, upstream: FakeUpstream
 ) -> None:
@@ -99,10 +113,7 @@ async def test_child_and_parent_budgets_both_hold_under_concurrency(
 ) -> None:
     upstream.script.chunk_delay = 0.02  # keep requests in flight together
     tenant = create_tenant(store_gateway.url, with_api_key=True)
-    no_limit = {"rate_limits": {"key_concurrency": 0}}  # budgets alone decide here
-    assert httpx.patch(
-        store_gateway.url + "/v1/user/me", headers=tenant.auth, json=no_limit
-    ).is_success
+    tenant.without_in_flight_limit()
     device = DeviceKey.generate()
     parent = tenant.key(cnf_jkt=device.jkt, max_tokens=40)
     child = mint_child_key(parent, device.private_key, now=time.time(), max_tokens=16).token
@@ -134,9 +145,8 @@ async def test_child_and_parent_budgets_both_hold_under_concurrency(
 def test_a_spent_parent_starves_its_child(
     store_gateway: ServerThread, upstream: FakeUpstream
 ) -> None:
-    device = DeviceKey.generate()
-    parent = mint(cnf_jkt=device.jkt, max_tokens=16)
-    child = mint_child_key(parent, device.private_key, now=time.time(), max_tokens=16).token
+    device, parent, minted = family(16, 16)
+    child = minted.token
     assert [chat(store_gateway, parent, device).status_code for _ in range(2)] == [200, 200]
     refused = chat(store_gateway, child)
     assert refused.status_code == 429
@@ -147,9 +157,8 @@ def test_a_spent_parent_starves_its_child(
 def test_revoking_the_parent_kills_the_child(
     store_gateway: ServerThread, upstream: FakeUpstream
 ) -> None:
-    device = DeviceKey.generate()
-    parent = mint(cnf_jkt=device.jkt, max_tokens=100)
-    child = mint_child_key(parent, device.private_key, now=time.time(), max_tokens=50).token
+    device, parent, minted = family(100, 50)
+    child = minted.token
     assert chat(store_gateway, child).status_code == 200
     tenant = login(store_gateway.url, "user1", "user1")
     revoked = httpx.post(
@@ -199,9 +208,7 @@ def test_a_grandchild_bound_to_a_third_key_needs_that_keys_proofs(
 
 
 def test_a_childs_callback_names_its_chain(gateway: ServerThread, sink: CallbackSink) -> None:
-    device = DeviceKey.generate()
-    parent = mint(cnf_jkt=device.jkt, max_tokens=100)
-    child = mint_child_key(parent, device.private_key, now=time.time(), max_tokens=50)
+    device, parent, child = family(100, 50)
     assert chat(gateway, child.token).status_code == 200
     [payload] = sink.wait_for(event_id=child.event_id)
     assert payload["chain"] == [event_of(parent), child.event_id]
