@@ -142,6 +142,28 @@ async def test_child_and_parent_budgets_both_hold_under_concurrency(
     assert chat(store_gateway, parent, device).status_code == 429
 
 
+def test_children_share_their_root_keys_rate_limit(
+    store_gateway: ServerThread, upstream: FakeUpstream
+) -> None:
+    """Children are made offline, as many as the holder likes: they must not multiply
+    the per-key limits."""
+    tenant = create_tenant(store_gateway.url, with_api_key=True)
+    limits = {"rate_limits": {"key_rpm": 2}}
+    assert httpx.patch(store_gateway.url + "/v1/user/me", headers=tenant.auth, json=limits)
+    device = DeviceKey.generate()
+    parent = tenant.key(cnf_jkt=device.jkt, max_tokens=100)
+    children = [
+        mint_child_key(parent, device.private_key, now=time.time(), max_tokens=20).token
+        for _ in range(2)
+    ]
+    assert chat(store_gateway, parent, device).status_code == 200
+    assert chat(store_gateway, children[0]).status_code == 200
+    limited = chat(store_gateway, children[1])
+    assert limited.status_code == 429
+    assert limited.headers["x-dynaseal-refusal"] == "rate_limited"
+    assert upstream.count == 2
+
+
 def test_a_spent_parent_starves_its_child(
     store_gateway: ServerThread, upstream: FakeUpstream
 ) -> None:
