@@ -337,10 +337,22 @@ def test_the_lua_script_decides_as_the_rules_do(
 
 @st.composite
 def chains(draw: st.DrawFn) -> tuple[list[Scenario], list[tuple[object, ...]]]:
-    """Up to four keys of a chain (each a scenario's key and budgets) and the steps of
-    the first scenario, applied to all of them."""
-    links = draw(st.lists(scenarios(), min_size=1, max_size=4))
-    return links, links[0].steps
+    """A key with its steps (as above) and one to three descendants with live keys and
+    budgets of the same order, so that reservations often pass every key of the chain
+    and any key may be the one that binds."""
+    first = draw(scenarios())
+    links = [first]
+    amount = st.integers(0, 3000)
+    for _ in range(draw(st.integers(1, 3))):
+        spent = [draw(st.integers(0, 300)) for _ in range(3)]
+        budgets = Budgets(
+            spent[0] + draw(st.integers(1, 3000)),
+            draw(st.none() | amount.map(lambda extra, s=spent[1]: s + extra)),
+            draw(st.none() | amount.map(lambda extra, s=spent[2]: s + extra)),
+        )
+        key = Key(spent=spent[0], total_spent=spent[1], cost_spent=spent[2])
+        links.append(Scenario(budgets, key, draw(st.sampled_from([None, None, 5, 20])), []))
+    return links, first.steps
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
