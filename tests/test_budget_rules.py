@@ -312,12 +312,6 @@ def test_the_lua_script_decides_as_the_rules_do(
                     keys=[name], args=reserve_args([max_requests], [budgets], asked)
                 )
                 assert decision_of(answer, [budgets], asked) == expected, step
-                print(
-                    "EV",
-                    expected.refusal if isinstance(expected, Refused) else "ok",
-                    getattr(expected, "budget", ""),
-                    cap is None,
-                )
                 if isinstance(expected, Reservation):
                     hold(key, expected.amounts)
                     key.held.append(expected)

@@ -191,10 +191,9 @@ def test_revoking_the_parent_kills_the_child(
     assert revoked.is_success, revoked.text
     assert chat(store_gateway, child).status_code == 401
     assert chat(store_gateway, parent, device).status_code == 401
-    models = httpx.get(
-        f"{store_gateway.url}/v1/models", headers={"Authorization": f"Bearer {child}"}
-    )
-    assert models.status_code == 401
+    for path in ("/v1/models", "/v1/key"):
+        looked = httpx.get(store_gateway.url + path, headers={"Authorization": f"Bearer {child}"})
+        assert looked.status_code == 401, path
     assert upstream.count == 1
 
 

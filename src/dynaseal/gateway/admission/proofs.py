@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from typing import Protocol
 
 from pydantic import AnyHttpUrl
@@ -42,23 +41,31 @@ DPOP_CHALLENGE = 'DPoP algs="EdDSA ES256", error="invalid_dpop_proof"'
 _SWEEP_ABOVE = 100_000
 
 
-@dataclass(frozen=True, slots=True)
 class Presented:
-    """What a proof is checked against: the request as the device sent it."""
+    """What a proof is checked against: the request as the device sent it. Read only for
+    bound keys, so that other requests pay nothing for it."""
 
-    method: str
-    url: str  # as the device addressed it; query and fragment are ignored
-    proofs: tuple[str, ...]  # every DPoP header of the request
+    __slots__ = ("_public_url", "_request")
 
+    def __init__(self, request: Request, public_url: AnyHttpUrl | None) -> None:
+        self._request = request
+        self._public_url = public_url
 
-def presented(request: Request, public_url: AnyHttpUrl | None) -> Presented:
-    """The method, the URL the device addressed (see the module's docstring) and the
-    ``DPoP`` headers of ``request``."""
-    if public_url is not None:
-        url = str(public_url).rstrip("/") + request.url.path
-    else:
-        url = str(request.url.replace(query="", fragment=""))
-    return Presented(request.method, url, tuple(request.headers.getlist(DPOP_HEADER)))
+    @property
+    def method(self) -> str:
+        return self._request.method
+
+    @property
+    def url(self) -> str:
+        """The URL the device addressed (see the module's docstring), without query."""
+        if self._public_url is not None:
+            return str(self._public_url).rstrip("/") + self._request.url.path
+        return str(self._request.url.replace(query="", fragment=""))
+
+    @property
+    def proofs(self) -> list[str]:
+        """Every ``DPoP`` header of the request."""
+        return self._request.headers.getlist(DPOP_HEADER)
 
 
 def invalid_proof() -> APIError:

@@ -6,9 +6,12 @@ A key has up to three cumulative budgets (:class:`Budgets`): generated tokens
 says how many tokens per choice the request may generate; the request is admitted when
 its own cap fits every one of them (without a cap, the smallest is forwarded as its cap).
 
+A child key's request is judged by its whole chain at once (:func:`decide_chain`): the
+child and every ancestor must hold it, and all of them do.
+
 Every store applies these rules — :mod:`.database` inside a database transaction,
 :mod:`.memory` without an await in between, and :mod:`.redis` in Lua (the script mirrors
-:func:`decide` line for line; ``tests/test_budget_rules.py`` holds it to that).
+:func:`decide_chain` line for line; ``tests/test_budget_rules.py`` holds it to that).
 """
 
 from __future__ import annotations

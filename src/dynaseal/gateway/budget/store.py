@@ -1,8 +1,9 @@
 """The cumulative budgets of a dynamic key: reserve before forwarding, book after.
 
 A key's budgets (:mod:`.limits`) cover every request made with it (same tenant and event
-id). Three stores apply the same rules (:mod:`.rules`) and answer to
-:class:`BudgetStore`:
+id); a child key's request is reserved from and booked to every key of its chain
+(``grant.chain``, root first) at once. Three stores apply the same rules (:mod:`.rules`)
+and answer to :class:`BudgetStore`:
 
 * :class:`~.database.SqlBudget` — the budget row itself, locked while reserving, so
   processes sharing the database never reserve more than the budget together.

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from dynaseal.core.access_log import note
 from dynaseal.core.errors import APIError
-from dynaseal.gateway.admission.proofs import presented
+from dynaseal.gateway.admission.proofs import Presented
 from dynaseal.gateway.budget import store
 from dynaseal.gateway.deps import Services
 from dynaseal.gateway.endpoints.base import Endpoint
@@ -54,7 +54,7 @@ def _relayed(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
                 endpoint,
                 origin=request.headers.get("origin"),
                 screen=services.upstream.screen,
-                request=presented(request, services.settings.public_url),
+                request=Presented(request, services.settings.public_url),
             )
         except APIError as refusal:  # counted in memory, for the console's charts
             services.refusals.refused(authorization, refusal)
@@ -81,7 +81,7 @@ def _model(name: str) -> dict[str, Any]:
 async def list_models(
     request: Request, services: Services, authorization: Authorization = None, origin: Origin = None
 ) -> dict[str, Any]:
-    proved = presented(request, services.settings.public_url)
+    proved = Presented(request, services.settings.public_url)
     grant, _ = await services.gatekeeper.verify(authorization, origin, proved)
     await store.ensure_not_revoked(services.db, grant)
     callable_models = [m for m in grant.models if services.upstream.serves(m)]
@@ -96,7 +96,7 @@ async def get_model(
     authorization: Authorization = None,
     origin: Origin = None,
 ) -> dict[str, Any]:
-    proved = presented(request, services.settings.public_url)
+    proved = Presented(request, services.settings.public_url)
     grant, _ = await services.gatekeeper.verify(authorization, origin, proved)
     await store.ensure_not_revoked(services.db, grant)
     if not grant.allows_model(model_id) or not services.upstream.serves(model_id):

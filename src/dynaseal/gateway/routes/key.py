@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from dynaseal.core.money import usd
 from dynaseal.gateway.admission.gatekeeper import bearer_token
-from dynaseal.gateway.admission.proofs import presented
+from dynaseal.gateway.admission.proofs import Presented
 from dynaseal.gateway.budget.limits import budgets_of
 from dynaseal.gateway.budget.report import BudgetFigures, figures
 from dynaseal.gateway.deps import Services
@@ -94,10 +94,10 @@ async def key(
 ) -> KeyOut:
     """Send the dynamic key as the bearer, as for chat completions (with a DPoP proof for
     a bound key). Revoked, expired or invalid keys get the same 401 as there."""
-    proved = presented(request, services.settings.public_url)
+    proved = Presented(request, services.settings.public_url)
     grant, tenant_keys = await services.gatekeeper.verify(authorization, request=proved)
     usage = await services.budget.usage(grant)
-    if usage.revoked:
+    if usage.revoked or any([(await services.budget.usage(k)).revoked for k in grant.ancestors]):
         raise invalid_key()
     shown = figures(budgets_of(grant, tenant_keys.key_defaults), usage.spent, usage.reserved)
     total, cost = shown.get("max_total_tokens"), shown.get("max_cost")
