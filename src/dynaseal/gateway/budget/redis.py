@@ -4,9 +4,10 @@ Each dynamic key (tenant + event id) is a Redis hash of what :class:`.rules.KeyS
 holds. A reservation is one Lua script over the hashes of the key's whole chain (a child
 key and its ancestors; mirroring :func:`.rules.decide_chain`), so it is atomic across
 every replica; release adds back to each hash with one script. The budgets are
-arguments, as they come from the keys and their tenant. The database stays the durable record: a key Redis does
-not know (first use, or Redis restarted empty) is seeded from its database row, so a
-Redis restart loses at most the reservations in flight, never what was spent.
+arguments, as they come from the keys and their tenant. The database stays the durable
+record: a key Redis does not know (first use, or Redis restarted empty) is seeded from
+its database row, so a Redis restart loses at most the reservations in flight, never
+what was spent.
 """
 
 from __future__ import annotations
