@@ -21,7 +21,7 @@ from dynaseal.gateway.budget.database import SqlBudget
 from dynaseal.gateway.budget.memory import MemoryBudget
 from dynaseal.gateway.budget.redis import RedisBudget
 from dynaseal.gateway.budget.store import BudgetStore
-from dynaseal.gateway.callbacks.delivery import DeliveryWorker
+from dynaseal.gateway.callbacks.delivery import NO_WATCHER, DeliveryWorker, delivers_inline
 from dynaseal.gateway.callbacks.url_policy import CallbackPolicy
 from dynaseal.gateway.exclusive import ExclusiveUse
 from dynaseal.gateway.metrics import GatewayMetrics, MeasuredUpstream
@@ -111,19 +111,11 @@ class GatewayServices:
             allow_loopback=allow_loopback or settings.allow_loopback_callbacks,
             allow_private=settings.allow_private_callbacks,
         )
-        delivery = DeliveryWorker(
-            db,
-            box,
-            policy,
-            timeout=settings.callback_timeout_seconds,
-            metrics=metrics,
-            retry_schedule=settings.callback_retry_schedule_seconds,
-            gather_seconds=settings.callback_gather_seconds,
-        )
+        delivery = DeliveryWorker.for_settings(settings, db, box, policy, metrics)
         ledger = LedgerWriter(
             db,
             budget,
-            delivery,
+            delivery if delivers_inline(settings) else NO_WATCHER,
             metrics,
             # Nobody awaits the write unless the store books reservations: let them gather.
             gather_seconds=0.0 if budget.books_reservations else settings.ledger_gather_seconds,
@@ -173,7 +165,8 @@ class GatewayServices:
         if self.exclusive is not None:
             self.exclusive.acquire()
         self.ledger.start()
-        self.delivery.start()
+        if delivers_inline(self.settings):
+            self.delivery.start()
         self.refusals.start()
 
     async def aclose(self) -> None:
