@@ -87,6 +87,22 @@ def test_signed_callback_is_stored_once_and_listed(
     assert_openai_error(backend.get("/v1/usage"), 401)
 
 
+def test_a_child_keys_usage_is_filed_under_the_user_of_its_root_key(
+    backend: httpx.Client, client1: dict[str, str]
+) -> None:
+    """Child keys are made on the device: the backend never issued the child's event id,
+    but the callback's chain names the key it did issue."""
+    root = new_event(backend, client1)
+    child = f"child_{uuid.uuid4().hex}"
+    payload = usage_payload(child, chain=[root, child])
+    assert post_signed(backend, payload).json() == {"received": True}
+    [entry] = usage_of(backend, client1, child)["data"]
+    assert entry["user_id"] == DEMO_USER_ID
+    stray = f"child_{uuid.uuid4().hex}"
+    assert post_signed(backend, usage_payload(stray, chain=["never-issued", stray])).is_success
+    assert usage_of(backend, client1, stray)["data"] == []  # nobody's: not the user's list
+
+
 def test_end_users_conversations_stay_out_of_stdout_and_the_logs(
     backend: httpx.Client,
     client1: dict[str, str],

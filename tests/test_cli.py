@@ -36,7 +36,14 @@ HELP_MENTIONS = {
     ("gateway",): ["--host", "--port", "--demo-data", "--database-url", "--log-level"],
     ("backend",): ["--host", "--port", "--demo-data", "--database-url", "--gateway-url"],
     ("chat",): ["--backend-url", "--username", "--password", "--model", "--no-stream"],
-    ("demo",): ["--gateway-port", "--backend-port", "--prompt", "--keep-data", "--keep-running"],
+    ("demo",): [
+        "--gateway-port",
+        "--backend-port",
+        "--prompt",
+        "--keep-data",
+        "--keep-running",
+        "--bind",
+    ],
     ("admin",): ["login", "tenants", "keys", "revoke", "usage", "--gateway-url"],
     ("admin", "tenants"): ["create", "list", "show", "disable", "enable"],
     ("admin", "keys"): ["create", "list", "retire", "revoke"],
@@ -81,6 +88,24 @@ def test_demo_round_trip(tmp_path: Path) -> None:
     assert re.search(r"backend console: http://127\.0\.0\.1:\d+/console .*client1", output)
     assert "Traceback" not in output + result.stderr
     assert list(tmp_path.iterdir()) == []  # the demo's databases live in a temp dir
+
+
+def test_demo_bind_shows_a_bound_key_a_child_key_and_a_copied_key_refused(
+    tmp_path: Path,
+) -> None:
+    result = run_dynaseal(
+        "demo", "--gateway-port", "0", "--backend-port", "0", "--bind", cwd=tmp_path
+    )
+    output = result.stdout
+    assert result.returncode == 0, output + result.stderr
+    assert "round trip complete" in output  # the plain demo first, unchanged
+    assert re.search(r"\[1/3\] calling the gateway with a key bound .* ok \(cnf\.jkt ", output)
+    assert re.search(r"\[2/3\] deriving a child key .* ok \(event id child_", output)
+    assert re.search(
+        r"\[3/3\] using a copy of the bound key .* ok \(refused: 401, DPoP .*invalid_dpop_proof",
+        output,
+    )
+    assert "Traceback" not in output + result.stderr
 
 
 def test_demo_keeps_running_for_the_consoles(tmp_path: Path) -> None:

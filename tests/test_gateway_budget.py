@@ -243,9 +243,7 @@ async def test_concurrent_requests_never_overspend(
 ) -> None:
     upstream.script.chunk_delay = 0.02  # keep requests in flight together
     tenant = create_tenant(any_gateway.url, with_api_key=True)
-    no_limit = {"rate_limits": {"key_concurrency": 0}}  # budgets alone decide here
-    set_limits = httpx.patch(any_gateway.url + "/v1/user/me", headers=tenant.auth, json=no_limit)
-    assert set_limits.status_code == 200, set_limits.text
+    tenant.without_in_flight_limit()
     key = tenant.key(max_tokens=200, max_total_tokens=300)
     body = {"model": DEMO_MODEL, "messages": MESSAGES, "max_tokens": 10, "stream": True}
 

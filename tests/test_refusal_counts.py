@@ -4,6 +4,7 @@ fails."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -14,6 +15,7 @@ from dynaseal.gateway import tenants
 from dynaseal.gateway.errors import insufficient_quota, invalid_key, model_not_allowed
 from dynaseal.gateway.metrics import GatewayMetrics
 from dynaseal.gateway.refusals import RefusalCounter, claimed_tenant, reason_of
+from dynaseal.keys import generate_private_key, key_thumbprint, mint_child_key
 from dynaseal.storage import Database
 from dynaseal.storage.gateway_models import UNKNOWN_TENANT, RefusalCount
 from dynaseal.storage.schema import prepare_schema
@@ -57,6 +59,10 @@ def test_reasons_and_claimed_tenants() -> None:
     assert reason_of(APIError(413, "too large")) == "bad_request"
     assert reason_of(APIError(503, "redis is down")) == "unavailable"
     assert claimed_tenant(bearer(mint(tenant_id=TENANT, secret="y" * 32))) == TENANT
+    device = generate_private_key("EdDSA")
+    bound = mint(tenant_id=TENANT, secret="y" * 32, cnf_jkt=key_thumbprint(device))
+    child = mint_child_key(bound, device, now=time.time(), max_tokens=5).token
+    assert claimed_tenant(f"DPoP {bound}") == claimed_tenant(bearer(child)) == TENANT
     for garbage in (None, "", "Basic abc", "Bearer not-a-jwt", "Bearer a.b.c"):
         assert claimed_tenant(garbage) == UNKNOWN_TENANT
 

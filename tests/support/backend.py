@@ -38,6 +38,16 @@ def demo_backend(directory: Path) -> Iterator[httpx.Client]:
         yield http
 
 
+@contextmanager
+def backend_for(directory: Path, gateway_url: str) -> Iterator[str]:
+    """The backend with its demo data, minting keys for the demo tenant of the gateway at
+    ``gateway_url``; yields its URL."""
+    with fresh_database(directory, "backend") as url:
+        settings = backend_settings(url).model_copy(update={"gateway_url": gateway_url})
+        with serve(create_app(settings, demo_data=True)) as server:
+            yield server.url
+
+
 def login(http: httpx.Client, username: str, password: str) -> dict[str, str]:
     response = http.post("/v1/user/login", data={"username": username, "password": password})
     assert response.status_code == 200, response.text

@@ -83,6 +83,12 @@ class TenantHandle:
         assert self.api_key is not None, "create the tenant with_api_key=True"
         return self.key_with(self.api_key, **claims)
 
+    def without_in_flight_limit(self) -> None:
+        """No per-key limit of requests in flight: budgets alone decide."""
+        limits = {"rate_limits": {"key_concurrency": 0}}
+        response = httpx.patch(self.base_url + "/v1/user/me", headers=self.auth, json=limits)
+        assert response.status_code == 200, response.text
+
 
 def create_tenant(
     base_url: str, callback_url: str | None = None, *, with_api_key: bool = False

@@ -141,7 +141,7 @@ async def _store(
             select(UsageCallback.delivery_id).where(UsageCallback.delivery_id.in_(ids))
         )
     )
-    keys = {payload.event_id for _, payload in events}
+    keys = {_owning_event(payload) for _, payload in events}
     owners = {
         event_id: user_id
         for event_id, user_id in await session.execute(
@@ -153,10 +153,19 @@ async def _store(
         if delivery_id in seen:
             continue
         seen.add(delivery_id)
-        owner = owners.get(payload.event_id)
+        owner = owners.get(_owning_event(payload))
         session.add(_usage_row(delivery_id, payload, owner, signature_verified))
         stored += 1
     return stored
+
+
+def _owning_event(payload: UsagePayload) -> str:
+    """The event id of the issued key the usage belongs to: a child key's (made on the
+    device, never issued here) is the root of the chain its callback names."""
+    chain = (payload.model_extra or {}).get("chain")
+    if isinstance(chain, list) and chain and isinstance(chain[0], str):
+        return chain[0]
+    return payload.event_id
 
 
 def _usage_row(

@@ -42,13 +42,22 @@ def demo(
             "to look around in their web consoles.",
         ),
     ] = False,
+    bind: Annotated[
+        bool,
+        Flag(
+            "--bind",
+            help="Then show device-bound keys: a key bound to the device's key pair, a "
+            "child key derived offline for a sub-agent, and a copied key refused.",
+        ),
+    ] = False,
 ) -> None:
     """Run gateway, backend and device in one process and show a full round trip.
 
     Starts both services on 127.0.0.1 with throwaway databases and the original demo
     data, logs in as client1, gets a dynamic key, streams a chat completion from the
     gateway with the OpenAI SDK, then shows the usage callback the backend received and
-    where the web consoles are (`--keep-running` keeps them up).
+    where the web consoles are (`--keep-running` keeps them up). `--bind` adds a device
+    that proves possession of its own key pair (DPoP) and narrows its key for a sub-agent.
     Uses the offline responder unless OPENAI_BASE_URL (and OPENAI_API_KEY) are set.
     """
     from dynaseal.core.metrics_processes import single_process
@@ -67,6 +76,10 @@ def demo(
             gateway_url, backend_url = round_trip(
                 stack, workdir, gateway_port, backend_port, prompt
             )
+            if bind:
+                from dynaseal.cli.bound_demo import show_binding
+
+                show_binding(backend_url, prompt)
             _show_consoles(gateway_url, backend_url, keep_running)
             if keep_running:
                 _wait_for_interrupt()

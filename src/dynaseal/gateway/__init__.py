@@ -8,12 +8,13 @@ differs is described once per endpoint in :mod:`.endpoints`):
   (``/responses``, ``/embeddings``, ``/completions``) reads it; :mod:`.device_cors` lets
   web pages call it
 * :mod:`.admission.gatekeeper`   - **verified**: the key's signature and claims
-  (:mod:`.admission.key_ring` holds the tenant's keys and allowed origins), the model, the
-  rate limits (:mod:`.admission.rate_limits`, counted in :mod:`.admission.limiters`), the
-  requests in flight and a fair place in the upstream pool (:mod:`.admission.concurrency`,
-  :mod:`.relay.pool`), the body (the endpoint's, e.g. :mod:`.admission.chat_request`, its
-  depth :mod:`.admission.json_depth`, what of it goes upstream
-  :mod:`.admission.upstream_fields`), whether an upstream serves it
+  (:mod:`.admission.key_ring` holds the tenant's keys and allowed origins; a child key's
+  chain :mod:`.admission.chains`, a bound key's DPoP proof :mod:`.admission.proofs`),
+  the model, the rate limits (:mod:`.admission.rate_limits`, counted in
+  :mod:`.admission.limiters`), the requests in flight and a fair place in the upstream
+  pool (:mod:`.admission.concurrency`, :mod:`.relay.pool`), the body (the endpoint's,
+  e.g. :mod:`.admission.chat_request`, its depth :mod:`.admission.json_depth`, what of
+  it goes upstream :mod:`.admission.upstream_fields`), whether an upstream serves it
   (:meth:`.routing.router.Router.screen`)
 * :mod:`.budget`                 - **budgeted**: the key's cumulative budgets (generated
   tokens, total tokens, money priced by :mod:`.pricing`; :mod:`.budget.limits`) are

@@ -29,7 +29,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from dynaseal.core.errors import APIError
 from dynaseal.gateway.errors import REFUSAL_HEADER
-from dynaseal.keys import InvalidKey, peek_key
+from dynaseal.keys import InvalidKey, peek_chain
 from dynaseal.storage import Database
 from dynaseal.storage.gateway_models import UNKNOWN_TENANT, RefusalCount, Tenant
 
@@ -66,12 +66,13 @@ def reason_of(error: APIError) -> str:
 
 
 def claimed_tenant(authorization: str | None) -> str:
-    """The tenant id the bearer key names (unverified), or ``UNKNOWN_TENANT``."""
+    """The tenant id the presented key (or a child key's root) names, unverified, or
+    ``UNKNOWN_TENANT``."""
     scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer":
+    if scheme.lower() not in ("bearer", "dpop"):
         return UNKNOWN_TENANT
     try:
-        return peek_key(token.strip()).tenant_id
+        return peek_chain(token.strip()).root.tenant_id
     except InvalidKey:
         return UNKNOWN_TENANT
 

@@ -16,6 +16,7 @@ from dynaseal.gateway.admission.concurrency import Concurrency, default_limits
 from dynaseal.gateway.admission.gatekeeper import Gatekeeper
 from dynaseal.gateway.admission.key_ring import KeyRing
 from dynaseal.gateway.admission.limiters import LocalRateLimiter, RateLimiter, RedisRateLimiter
+from dynaseal.gateway.admission.proofs import ProofChecker
 from dynaseal.gateway.budget.database import SqlBudget
 from dynaseal.gateway.budget.memory import MemoryBudget
 from dynaseal.gateway.budget.redis import RedisBudget
@@ -128,7 +129,14 @@ class GatewayServices:
             key_ring=key_ring,
             budget=budget,
             gatekeeper=Gatekeeper(
-                settings, key_ring, budget, limiter, concurrency, metrics, prices
+                settings,
+                key_ring,
+                budget,
+                limiter,
+                concurrency,
+                metrics,
+                prices,
+                proofs=ProofChecker.shared(redis),
             ),
             concurrency=concurrency,
             settler=Settler(budget, limiter, ledger, metrics),

@@ -39,6 +39,10 @@ class GatewaySettings(ServiceSettings):
     routing_file: Path | None = None
     #: The ``aud`` dynamic keys in our own format must carry.
     gateway_audience: str = DEFAULT_AUDIENCE
+    #: The gateway's base URL as devices address it, when a reverse proxy stands in front
+    #: (``https://llm.example.com``, with the path prefix the proxy strips, if any): DPoP
+    #: proofs name it. Unset: the request's own scheme, ``Host`` and path.
+    public_url: AnyHttpUrl | None = None
     #: Clock skew tolerated on ``exp`` / ``nbf`` / ``iat`` of dynamic keys.
     key_leeway_seconds: float = 30.0
     #: Longest lifetime (``exp - iat``) accepted for keys in our own format.

@@ -220,6 +220,7 @@ def narrow_grant(
         max_cost=_narrowed(cost_claim(claims), parent.max_cost, "max_cost"),
         parent_event_id=parent.event_id,
         depth=parent.depth + 1,
+        ancestors=parent.chain,
     )
 
 

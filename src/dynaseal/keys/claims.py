@@ -47,6 +47,14 @@ class KeyGrant:
     #: derivations separate it from the tenant-signed root (0 for the root).
     parent_event_id: str | None = None
     depth: int = 0
+    #: For a child key: the grants of its ancestors, root first - every request is
+    #: charged to, and may be refused by, each of them too. Empty for a root key.
+    ancestors: tuple[KeyGrant, ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def chain(self) -> tuple[KeyGrant, ...]:
+        """The keys a request with this one is charged to: root first, this one last."""
+        return (*self.ancestors, self)
 
     def allows_model(self, model: str) -> bool:
         return model in self.models

@@ -47,8 +47,9 @@ class _Scope:
 
 
 def _scopes(grant: KeyGrant, limits: Mapping[str, int]) -> list[_Scope]:
+    root = grant.chain[0].event_id  # a child key shares its root key's places
     scopes = [
-        _Scope("key", f"{grant.tenant_id}:{grant.event_id}", limits["key_concurrency"]),
+        _Scope("key", f"{grant.tenant_id}:{root}", limits["key_concurrency"]),
         _Scope("tenant", grant.tenant_id, limits["tenant_concurrency"]),
     ]
     if grant.sub:

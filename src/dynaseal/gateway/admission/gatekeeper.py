@@ -13,12 +13,14 @@ from dynaseal.core import tracing
 from dynaseal.core.access_log import note
 from dynaseal.core.money import MAX_UNITS
 from dynaseal.core.request_id import current_request_id
+from dynaseal.gateway.admission.chains import verify_presented
 from dynaseal.gateway.admission.concurrency import Concurrency, Slot
 from dynaseal.gateway.admission.key_ring import KeyRing, TenantKeys
 from dynaseal.gateway.admission.limiters import RateLimiter
+from dynaseal.gateway.admission.proofs import Presented, ProofChecker
 from dynaseal.gateway.admission.rate_limits import Scope, Verdict, scopes_for
 from dynaseal.gateway.budget import report
-from dynaseal.gateway.budget.limits import budgets_of
+from dynaseal.gateway.budget.limits import chain_budgets
 from dynaseal.gateway.budget.rules import Amounts, Ask, Reservation
 from dynaseal.gateway.budget.store import BudgetStore
 from dynaseal.gateway.endpoints.base import Demand, Endpoint, EndpointName
@@ -32,7 +34,7 @@ from dynaseal.gateway.errors import (
 from dynaseal.gateway.pricing import Price
 from dynaseal.gateway.relay.attempts import Attempt
 from dynaseal.gateway.settings import GatewaySettings
-from dynaseal.keys import InvalidKey, KeyGrant, peek_key, verify_key
+from dynaseal.keys import InvalidKey, KeyGrant
 
 if TYPE_CHECKING:
     from dynaseal.gateway.metrics import GatewayMetrics
@@ -43,10 +45,11 @@ _MAX_VERIFIED = 100_000
 
 
 def bearer_token(authorization: str | None) -> str:
+    """The key of ``Authorization: Bearer`` (what OpenAI SDKs send) or ``DPoP`` (RFC 9449)."""
     if not authorization:
         raise invalid_key()
     scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    if scheme.lower() not in ("bearer", "dpop") or not token.strip():
         raise invalid_key()
     return token.strip()
 
@@ -100,6 +103,7 @@ class Gatekeeper:
         concurrency: Concurrency,
         metrics: GatewayMetrics,
         prices: Mapping[str, Price] | None = None,
+        proofs: ProofChecker | None = None,
     ) -> None:
         self._settings = settings
         self._key_ring = key_ring
@@ -108,6 +112,7 @@ class Gatekeeper:
         self._prices = prices or {}  # the gateway's table; a tenant's own prices win
         self._concurrency = concurrency
         self._metrics = metrics
+        self._proofs = proofs or ProofChecker()
         # token -> (the tenant keys it was verified against, its grant). A device reuses
         # its key for many requests; re-checking the signature each time is wasted work.
         self._verified: dict[str, tuple[TenantKeys, KeyGrant]] = {}
@@ -138,39 +143,31 @@ class Gatekeeper:
 
     @tracing.traced("dynaseal.verify_key")
     async def verify(
-        self, authorization: str | None, origin: str | None = None
+        self,
+        authorization: str | None,
+        origin: str | None = None,
+        request: Presented | None = None,
     ) -> tuple[KeyGrant, TenantKeys]:
         """What the key grants (and its tenant's keys), or the one generic 401; the log
-        says why. A request from a web page (``origin``) is refused with 403 unless the
-        tenant lets its keys work from there."""
-        grant, tenant_keys = await self._verify(authorization)
+        says why. A bound key also needs the DPoP proof of ``request``. A request from a
+        web page (``origin``) is refused with 403 unless the tenant lets its keys work
+        from there."""
+        token = bearer_token(authorization)
+        grant, tenant_keys = await self._verify(token)
+        await self._proofs.check(grant, token, request)
         allowed = tenant_keys.allowed_origins
         if origin is not None and allowed is not None and origin not in allowed:
             raise origin_not_allowed(origin)
         return grant, tenant_keys
 
-    async def _verify(self, authorization: str | None) -> tuple[KeyGrant, TenantKeys]:
-        settings = self._settings
-        token = bearer_token(authorization)
+    async def _verify(self, token: str) -> tuple[KeyGrant, TenantKeys]:
         cached = await self._still_valid(token)
         if cached is not None:
             return cached
         try:
-            unverified = peek_key(token)
-            tenant_keys = await self._key_ring.keys_of(unverified.tenant_id)
-            now = time.time()
-            grant = verify_key(
-                unverified,
-                tenant_keys.active(now),
-                audience=settings.gateway_audience,
-                now=now,
-                leeway=settings.key_leeway_seconds,
-                max_lifetime=settings.key_max_lifetime_seconds,
+            grant, tenant_keys = await verify_presented(
+                token, self._key_ring, self._settings, time.time()
             )
-            cutoff = tenant_keys.not_before
-            if cutoff is not None and (grant.issued_at is None or grant.issued_at < cutoff):
-                # Original-format keys carry no iat: a cutoff refuses all of them.
-                raise InvalidKey("minted before the tenant revoked its earlier keys")
         except InvalidKey as exc:
             log.info("dynamic key refused: %s", exc.reason)
             note(refusal_reason=exc.reason)
@@ -188,17 +185,18 @@ class Gatekeeper:
         *,
         origin: str | None = None,
         screen: Callable[[EndpointName, dict[str, Any]], None] | None = None,
+        request: Presented | None = None,
     ) -> Admission:
         """Admit a request to ``endpoint``; ``screen`` refuses (400) what no upstream can
         serve, before anything is reserved."""
-        grant, tenant_keys = await self.verify(authorization, origin)
+        grant, tenant_keys = await self.verify(authorization, origin, request)
         body = endpoint.parse(raw_body)
         model = body["model"]
         if not grant.allows_model(model):
             raise model_not_allowed(model)
-        budgets = budgets_of(grant, tenant_keys.key_defaults)
+        budgets = chain_budgets(grant, tenant_keys.key_defaults)  # a child's ancestors too
         price = tenant_keys.prices.get(model) or self._prices.get(model)
-        if budgets.cost is not None and price is None:
+        if any(key.cost is not None for key in budgets) and price is None:
             raise model_not_priced(model)
         if screen is not None:
             screen(endpoint.name, body)

@@ -35,9 +35,11 @@ class Scope:
 
 
 def scopes_for(grant: KeyGrant, limits: Mapping[str, int]) -> list[Scope]:
-    """The limited scopes a request with this key falls in."""
+    """The limited scopes a request with this key falls in. A child key is limited as its
+    root key: children made offline cannot multiply the per-key limits."""
+    root = grant.chain[0].event_id
     candidates = [
-        Scope("key", f"{grant.tenant_id}:{grant.event_id}", limits["key_rpm"], limits["key_tpm"]),
+        Scope("key", f"{grant.tenant_id}:{root}", limits["key_rpm"], limits["key_tpm"]),
         Scope("tenant", grant.tenant_id, limits["tenant_rpm"], limits["tenant_tpm"]),
     ]
     if grant.sub:

@@ -8,6 +8,7 @@ key, across processes sharing the database, never reserve more than the budget.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -39,10 +40,11 @@ class SqlBudget:
         assert row is not None
         return row
 
-    async def reserve(self, grant: KeyGrant, budgets: Budgets, ask: Ask) -> Reservation:
+    async def reserve(self, grant: KeyGrant, budgets: Sequence[Budgets], ask: Ask) -> Reservation:
         async with self._db.transaction() as session:
-            row = await self._locked_row(session, grant)
-            return reserve_or_refuse(row, grant, budgets, ask)
+            # Root first, like every chain: two chains never lock rows in opposite orders.
+            rows = [await self._locked_row(session, key) for key in grant.chain]
+            return reserve_or_refuse(rows, grant, budgets, ask)
 
     async def book(
         self,
@@ -54,18 +56,19 @@ class SqlBudget:
         requests: int,
     ) -> None:
         # ``requests`` were counted when reserved.
-        await session.execute(
-            update(KeyBudget)
-            .where(*where_key(grant))
-            .values(
-                reserved=KeyBudget.reserved - reserved.tokens,
-                total_reserved=KeyBudget.total_reserved - reserved.total_tokens,
-                cost_reserved=KeyBudget.cost_reserved - reserved.cost,
-                spent=KeyBudget.spent + used.tokens,
-                total_spent=KeyBudget.total_spent + used.total_tokens,
-                cost_spent=KeyBudget.cost_spent + used.cost,
+        for key in grant.chain:
+            await session.execute(
+                update(KeyBudget)
+                .where(*where_key(key))
+                .values(
+                    reserved=KeyBudget.reserved - reserved.tokens,
+                    total_reserved=KeyBudget.total_reserved - reserved.total_tokens,
+                    cost_reserved=KeyBudget.cost_reserved - reserved.cost,
+                    spent=KeyBudget.spent + used.tokens,
+                    total_spent=KeyBudget.total_spent + used.total_tokens,
+                    cost_spent=KeyBudget.cost_spent + used.cost,
+                )
             )
-        )
 
     async def release(self, grant: KeyGrant, reservation: Reservation, used: Amounts) -> None:
         return None  # booked in the settlement transaction already

@@ -46,3 +46,8 @@ def budgets_of(grant: KeyGrant, defaults: KeyDefaults) -> Budgets:
         total = defaults.max_total_tokens
     cost = grant.max_cost if grant.max_cost is not None else defaults.max_cost
     return Budgets(grant.max_tokens, total, None if cost is None else cap_units(cost))
+
+
+def chain_budgets(grant: KeyGrant, defaults: KeyDefaults) -> list[Budgets]:
+    """The budgets of every key a request with ``grant`` is charged to, root first."""
+    return [budgets_of(key, defaults) for key in grant.chain]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -94,9 +95,9 @@ class MemoryBudget:
         now = time.time()
         self._keys = {k: s for k, s in self._keys.items() if s.forget_after > now or s.reserved > 0}
 
-    async def reserve(self, grant: KeyGrant, budgets: Budgets, ask: Ask) -> Reservation:
-        state = await self._state(grant)
-        return reserve_or_refuse(state, grant, budgets, ask)
+    async def reserve(self, grant: KeyGrant, budgets: Sequence[Budgets], ask: Ask) -> Reservation:
+        states = [await self._state(key) for key in grant.chain]
+        return reserve_or_refuse(states, grant, budgets, ask)  # no await: atomic
 
     async def book(
         self,
@@ -107,11 +108,14 @@ class MemoryBudget:
         used: Amounts,
         requests: int,
     ) -> None:
-        await store.book_settled(self._db, session, grant, used=used, requests=requests)
+        for key in grant.chain:
+            await store.book_settled(self._db, session, key, used=used, requests=requests)
 
     async def release(self, grant: KeyGrant, reservation: Reservation, used: Amounts) -> None:
-        state = self._keys.get((grant.tenant_id, grant.event_id))
-        if state is not None:
+        for key in grant.chain:
+            state = self._keys.get((key.tenant_id, key.event_id))
+            if state is None:
+                continue
             held = reservation.amounts
             state.reserved -= held.tokens
             state.total_reserved -= held.total_tokens

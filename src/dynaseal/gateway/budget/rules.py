@@ -6,15 +6,19 @@ A key has up to three cumulative budgets (:class:`Budgets`): generated tokens
 says how many tokens per choice the request may generate; the request is admitted when
 its own cap fits every one of them (without a cap, the smallest is forwarded as its cap).
 
+A child key's request is judged by its whole chain at once (:func:`decide_chain`): the
+child and every ancestor must hold it, and all of them do.
+
 Every store applies these rules — :mod:`.database` inside a database transaction,
 :mod:`.memory` without an await in between, and :mod:`.redis` in Lua (the script mirrors
-:func:`decide` line for line; ``tests/test_budget_rules.py`` holds it to that).
+:func:`decide_chain` line for line; ``tests/test_budget_rules.py`` holds it to that).
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -107,6 +111,8 @@ class Refused:
     left: int = 0  # free in that budget when judged (tokens, or money units)
     fits: int = 0  # the largest cap per choice that budget allows (< 1: none)
     held: int = 0  # of that budget, reserved by requests in progress
+    #: Which key of a chain refused (0: the root, or the only key).
+    index: int = 0
 
 
 class KeyState(Protocol):
@@ -125,49 +131,85 @@ class KeyState(Protocol):
 def decide(
     key: KeyState, budgets: Budgets, *, max_requests: int | None, ask: Ask
 ) -> Reservation | Refused:
-    """A reservation, or why not."""
-    if key.revoked:
-        return Refused(Refusal.REVOKED)
-    if max_requests is not None and key.requests >= max_requests:
-        return Refused(Refusal.NO_REQUESTS_LEFT)
-    n = ask.choices
-    free = Budgets(
-        budgets.tokens - key.spent - key.reserved,
-        None
-        if budgets.total_tokens is None
-        else budgets.total_tokens - key.total_spent - key.total_reserved,
-        None if budgets.cost is None else budgets.cost - key.cost_spent - key.cost_reserved,
-    )
-    # Per budget: its name, what it has free, the largest cap per choice it allows
-    # (None: any) and what requests in progress hold of it.
-    judged: list[tuple[BudgetName, int, int | None, int]] = [
-        ("max_tokens", free.tokens, free.tokens // n, key.reserved)
-    ]
-    if free.total_tokens is not None:
-        fits = (free.total_tokens - ask.prompt_estimate) // n
-        judged.append(("max_total_tokens", free.total_tokens, fits, key.total_reserved))
-    if free.cost is not None:
-        room = free.cost - ask.prompt_cost
-        if ask.output_price > 0:
-            cost_fits: int | None = room // (n * ask.output_price)
-        else:
-            cost_fits = None if room >= 0 else -1
-        judged.append(("max_cost", free.cost, cost_fits, key.cost_reserved))
-    cap = ask.requested_cap
-    for name, free_in, fits_per_choice, held in judged:
-        if fits_per_choice is not None and fits_per_choice < (1 if cap is None else cap):
-            return Refused(Refusal.SHORT, name, free_in, fits_per_choice, held)
+    """A reservation for one key, or why not."""
+    return decide_chain([(key, budgets, max_requests)], ask)
+
+
+def decide_chain(
+    chain: Sequence[tuple[KeyState, Budgets, int | None]], ask: Ask
+) -> Reservation | Refused:
+    """A reservation held by every key of a chain (a child key and its ancestors, root
+    first; one key for a root key), or the first key's refusal.
+
+    The cap is the smallest any key allows, and every key holds the same amounts (money
+    and total tokens as soon as one key has such a budget), so a child can never spend
+    more than any ancestor has left. With one key this is the rule of a single key.
+    """
+    n, cap = ask.choices, ask.requested_cap
+    need = 1 if cap is None else cap
+    smallest: int | None = None
+    any_total = any_cost = False
+    frees: list[Budgets] = []
+    requests_left: int | None = None
+    for index, (key, budgets, max_requests) in enumerate(chain):
+        if key.revoked:
+            return Refused(Refusal.REVOKED, index=index)
+        if max_requests is not None and key.requests >= max_requests:
+            return Refused(Refusal.NO_REQUESTS_LEFT, index=index)
+        free = Budgets(
+            budgets.tokens - key.spent - key.reserved,
+            None
+            if budgets.total_tokens is None
+            else budgets.total_tokens - key.total_spent - key.total_reserved,
+            None if budgets.cost is None else budgets.cost - key.cost_spent - key.cost_reserved,
+        )
+        # Per budget: its name, what it has free, the largest cap per choice it allows
+        # (None: any) and what requests in progress hold of it.
+        judged: list[tuple[BudgetName, int, int | None, int]] = [
+            ("max_tokens", free.tokens, free.tokens // n, key.reserved)
+        ]
+        if free.total_tokens is not None:
+            any_total = True
+            fits = (free.total_tokens - ask.prompt_estimate) // n
+            judged.append(("max_total_tokens", free.total_tokens, fits, key.total_reserved))
+        if free.cost is not None:
+            any_cost = True
+            room = free.cost - ask.prompt_cost
+            if ask.output_price > 0:
+                cost_fits: int | None = room // (n * ask.output_price)
+            else:
+                cost_fits = None if room >= 0 else -1
+            judged.append(("max_cost", free.cost, cost_fits, key.cost_reserved))
+        for name, free_in, fits_per_choice, held in judged:
+            if fits_per_choice is not None and fits_per_choice < need:
+                return Refused(Refusal.SHORT, name, free_in, fits_per_choice, held, index)
+            if fits_per_choice is not None and (smallest is None or fits_per_choice < smallest):
+                smallest = fits_per_choice
+        frees.append(free)
+        if max_requests is not None:
+            after = max_requests - key.requests - 1
+            requests_left = after if requests_left is None else min(requests_left, after)
     if cap is None:
-        cap = min(fits for _, _, fits, _ in judged if fits is not None)
+        assert smallest is not None  # max_tokens is always judged
+        cap = smallest
     generated = cap * n
     amounts = Amounts(
         generated,
-        0 if budgets.total_tokens is None else ask.prompt_estimate + generated,
-        0 if budgets.cost is None else ask.prompt_cost + generated * ask.output_price,
+        ask.prompt_estimate + generated if any_total else 0,
+        ask.prompt_cost + generated * ask.output_price if any_cost else 0,
     )
-    left = free.less(amounts)
-    requests_left = None if max_requests is None else max_requests - key.requests - 1
+    lefts = [free.less(amounts) for free in frees]
+    left = Budgets(
+        min(one.tokens for one in lefts),
+        _least(one.total_tokens for one in lefts),
+        _least(one.cost for one in lefts),
+    )
     return Reservation(amounts, cap, ask.prompt_estimate, left, requests_left)
+
+
+def _least(values: Iterable[int | None]) -> int | None:
+    present = [value for value in values if value is not None]
+    return min(present) if present else None
 
 
 def hold(key: KeyState, amounts: Amounts) -> None:
@@ -177,31 +219,49 @@ def hold(key: KeyState, amounts: Amounts) -> None:
     key.requests += 1
 
 
-def reserve_or_refuse(key: KeyState, grant: KeyGrant, budgets: Budgets, ask: Ask) -> Reservation:
-    """Apply :func:`decide` to ``key`` and hold the reservation in it; a refusal is
-    raised as the API error. The caller makes this atomic (row lock, no await)."""
-    decision = decide(key, budgets, max_requests=grant.max_requests, ask=ask)
+def reserve_or_refuse(
+    keys: Sequence[KeyState], grant: KeyGrant, budgets: Sequence[Budgets], ask: Ask
+) -> Reservation:
+    """Apply :func:`decide_chain` to the states of ``grant.chain`` (``keys``, with their
+    ``budgets``) and hold the reservation in each; a refusal is raised as the API error.
+    The caller makes this atomic (row locks, no await)."""
+    chain = grant.chain
+    decision = decide_chain(
+        [(key, kb, g.max_requests) for key, kb, g in zip(keys, budgets, chain, strict=True)], ask
+    )
     if isinstance(decision, Refused):
         raise refused(grant, decision, ask)
-    hold(key, decision.amounts)
+    for key in keys:
+        hold(key, decision.amounts)
     return decision
 
 
 def refused(grant: KeyGrant, decision: Refused, ask: Ask) -> APIError:
-    """Log a refusal (the operator's view) and build what the device sees."""
+    """Log a refusal (the operator's view) and build what the device sees; ``grant`` is
+    the presented key, ``decision.index`` says which key of its chain refused."""
+    chain = grant.chain
+    refuser = chain[min(decision.index, len(chain) - 1)]
     log.info(
-        "key %s refused: %s%s",
+        "key %s refused: %s%s%s",
         grant.event_id,
         decision.refusal.value,
         f" ({decision.budget})" if decision.budget else "",
+        f" by its ancestor {refuser.event_id}" if refuser is not grant else "",
     )
     if decision.refusal is Refusal.REVOKED:
         return invalid_key()
+    whose = "This key's" if refuser is grant else "Its parent key's"
     if decision.refusal is Refusal.NO_REQUESTS_LEFT:
         return insufficient_quota(
-            f"This key has no requests left: all {grant.max_requests} (max_requests) were made."
+            f"{whose} requests are used up: all {refuser.max_requests} (max_requests) were made."
+            if refuser is not grant
+            else f"This key has no requests left: all {grant.max_requests} (max_requests) "
+            "were made."
         )
-    return insufficient_quota(short_message(decision, ask))
+    message = short_message(decision, ask)
+    if refuser is not grant:
+        message = message.replace("This key's", whose, 1)
+    return insufficient_quota(message)
 
 
 def short_message(decision: Refused, ask: Ask) -> str:

@@ -1,8 +1,9 @@
 """The cumulative budgets of a dynamic key: reserve before forwarding, book after.
 
 A key's budgets (:mod:`.limits`) cover every request made with it (same tenant and event
-id). Three stores apply the same rules (:mod:`.rules`) and answer to
-:class:`BudgetStore`:
+id); a child key's request is reserved from and booked to every key of its chain
+(``grant.chain``, root first) at once. Three stores apply the same rules (:mod:`.rules`)
+and answer to :class:`BudgetStore`:
 
 * :class:`~.database.SqlBudget` — the budget row itself, locked while reserving, so
   processes sharing the database never reserve more than the budget together.
@@ -18,6 +19,7 @@ transaction (with the ledger row and the callback), then :meth:`BudgetStore.rele
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -48,9 +50,10 @@ class KeyUsage:
 
 
 class BudgetStore(Protocol):
-    async def reserve(self, grant: KeyGrant, budgets: Budgets, ask: Ask) -> Reservation:
-        """Hold back what one request may use, or raise the refusal (429 / 401 if
-        revoked)."""
+    async def reserve(self, grant: KeyGrant, budgets: Sequence[Budgets], ask: Ask) -> Reservation:
+        """Hold back what one request may use from every key of ``grant.chain`` (whose
+        budgets are ``budgets``, root first) at once, or raise the refusal (429 / 401 if
+        one is revoked)."""
 
     #: True when :meth:`book` also frees the reservation: settlement must then be
     #: committed before the next request with the key is judged.
@@ -66,10 +69,11 @@ class BudgetStore(Protocol):
         requests: int,
     ) -> None:
         """Record the usage of ``requests`` finished requests durably, inside the
-        settlement transaction."""
+        settlement transaction, for every key of ``grant.chain``."""
 
     async def release(self, grant: KeyGrant, reservation: Reservation, used: Amounts) -> None:
-        """When a request ends: swap its reservation for its usage in the hot state."""
+        """When a request ends: swap its reservation for its usage in the hot state of
+        every key of ``grant.chain``."""
 
     async def usage(self, grant: KeyGrant) -> KeyUsage:
         """What the key has spent and holds now (for the key to look at itself)."""
@@ -129,10 +133,12 @@ async def durable_usage(db: Database, grant: KeyGrant) -> KeyUsage:
 
 
 async def ensure_not_revoked(db: Database, grant: KeyGrant) -> None:
-    """For requests that reserve nothing (model listing): refuse revoked event ids too."""
-    row = await durable_row(db, grant)
-    if row is not None and row.revoked:
-        raise invalid_key()
+    """For requests that reserve nothing (model listing): refuse revoked event ids too,
+    a child key's ancestors' included."""
+    for key in grant.chain:
+        row = await durable_row(db, key)
+        if row is not None and row.revoked:
+            raise invalid_key()
 
 
 async def revoke_in_database(

@@ -15,6 +15,7 @@ from dynaseal.core import tracing
 from dynaseal.core.access_log import note
 from dynaseal.core.errors import APIError
 from dynaseal.core.http import ROUTE_PREFIXES
+from dynaseal.gateway.admission.proofs import Presented
 from dynaseal.gateway.budget import store
 from dynaseal.gateway.deps import Services
 from dynaseal.gateway.endpoints.base import Endpoint
@@ -56,6 +57,7 @@ def _relayed(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
                 endpoint,
                 origin=request.headers.get("origin"),
                 screen=services.upstream.screen,
+                request=Presented(request, services.settings.public_url),
             )
         except APIError as refusal:  # counted in memory, for the console's charts
             services.refusals.refused(authorization, refusal)
@@ -113,9 +115,10 @@ def _model(name: str) -> dict[str, Any]:
 
 @router.get("/models", summary="The models this dynamic key may call")
 async def list_models(
-    services: Services, authorization: Authorization = None, origin: Origin = None
+    request: Request, services: Services, authorization: Authorization = None, origin: Origin = None
 ) -> dict[str, Any]:
-    grant, _ = await services.gatekeeper.verify(authorization, origin)
+    proved = Presented(request, services.settings.public_url)
+    grant, _ = await services.gatekeeper.verify(authorization, origin, proved)
     await store.ensure_not_revoked(services.db, grant)
     callable_models = [m for m in grant.models if services.upstream.serves(m)]
     return {"object": "list", "data": [_model(m) for m in callable_models]}
@@ -123,9 +126,14 @@ async def list_models(
 
 @router.get("/models/{model_id:path}", summary="One model this dynamic key may call")
 async def get_model(
-    model_id: str, services: Services, authorization: Authorization = None, origin: Origin = None
+    model_id: str,
+    request: Request,
+    services: Services,
+    authorization: Authorization = None,
+    origin: Origin = None,
 ) -> dict[str, Any]:
-    grant, _ = await services.gatekeeper.verify(authorization, origin)
+    proved = Presented(request, services.settings.public_url)
+    grant, _ = await services.gatekeeper.verify(authorization, origin, proved)
     await store.ensure_not_revoked(services.db, grant)
     if not grant.allows_model(model_id) or not services.upstream.serves(model_id):
         raise APIError(404, f"The model {model_id!r} does not exist.", code="model_not_found")

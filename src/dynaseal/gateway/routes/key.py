@@ -5,16 +5,17 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel
 
 from dynaseal.core.money import usd
 from dynaseal.gateway.admission.gatekeeper import bearer_token
+from dynaseal.gateway.admission.proofs import Presented
 from dynaseal.gateway.budget.limits import budgets_of
 from dynaseal.gateway.budget.report import BudgetFigures, figures
 from dynaseal.gateway.deps import Services
 from dynaseal.gateway.errors import invalid_key
-from dynaseal.keys import peek_key
+from dynaseal.keys import peek_chain
 
 router = APIRouter(tags=["OpenAI-compatible"])
 
@@ -88,12 +89,15 @@ def _cost(shown: BudgetFigures, source: Literal["claim", "tenant_default"]) -> C
     response_model=KeyOut,
     summary="The presented dynamic key: its claims, what it used and what remains",
 )
-async def key(services: Services, authorization: Annotated[str | None, Header()] = None) -> KeyOut:
-    """Send the dynamic key as the bearer, as for chat completions. Revoked, expired or
-    invalid keys get the same 401 as there."""
-    grant, tenant_keys = await services.gatekeeper.verify(authorization)
+async def key(
+    request: Request, services: Services, authorization: Annotated[str | None, Header()] = None
+) -> KeyOut:
+    """Send the dynamic key as the bearer, as for chat completions (with a DPoP proof for
+    a bound key). Revoked, expired or invalid keys get the same 401 as there."""
+    proved = Presented(request, services.settings.public_url)
+    grant, tenant_keys = await services.gatekeeper.verify(authorization, request=proved)
     usage = await services.budget.usage(grant)
-    if usage.revoked:
+    if usage.revoked or any([(await services.budget.usage(k)).revoked for k in grant.ancestors]):
         raise invalid_key()
     shown = figures(budgets_of(grant, tenant_keys.key_defaults), usage.spent, usage.reserved)
     total, cost = shown.get("max_total_tokens"), shown.get("max_cost")
@@ -103,7 +107,7 @@ async def key(services: Services, authorization: Annotated[str | None, Header()]
         tenant_id=grant.tenant_id,
         format=grant.format,
         models=list(grant.models),
-        claims=peek_key(bearer_token(authorization)).claims,
+        claims=_own_claims(bearer_token(authorization)),
         expires_at=int(grant.expires_at),
         expires_in=max(0, int(grant.expires_at - time.time())),
         budgets=KeyBudgets(
@@ -121,3 +125,11 @@ async def key(services: Services, authorization: Annotated[str | None, Header()]
             remaining=None if limit is None else max(0, limit - usage.requests),
         ),
     )
+
+
+def _own_claims(token: str) -> dict[str, Any]:
+    """The presented key's own claims: a child key's, without its parent token inside."""
+    chain = peek_chain(token)
+    if not chain.is_child:
+        return chain.root.claims
+    return {name: value for name, value in chain.links[-1].claims.items() if name != "prt"}

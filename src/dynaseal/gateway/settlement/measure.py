@@ -126,6 +126,8 @@ def callback_payload(settled: Settled, privacy: CallbackPrivacy) -> dict[str, An
         "latency_ms": timing.latency_ms,
         "time_to_first_token_ms": timing.time_to_first_token_ms,
     }
+    if grant.ancestors:  # a child key: every event id it was charged to, root first
+        payload["chain"] = [key.event_id for key in grant.chain]
     if privacy.include_prompt:
         payload["messages"] = admission.body.get("messages")
     return payload
