@@ -1,13 +1,17 @@
-"""Group commit of settled requests: one transaction for all the requests that ended
-while the previous one was being written.
+"""Group commit of the ledger: one transaction for all the requests that ended (and
+began) while the previous one was being written.
 
 Requests that end while a commit is running go into the next one together, so the
-database sees one transaction per batch instead of one per request. When the budget
-lives in the database, requests await :meth:`LedgerWriter.submit`'s future and each batch
-is written at once; otherwise (memory, Redis) nobody waits and the writer lets requests
-gather for a few milliseconds first, which keeps one process's database work small. A
-crash loses at most the requests of that window — as it would lose a request whose
-commit had not finished. Pending requests are written before the gateway stops.
+database sees one transaction per batch instead of one per request. Every request awaits
+its batch (:meth:`LedgerWriter.submit`'s future) before the device sees the end of its
+answer, whatever store holds the budgets: an answer the device saw end is in the ledger.
+``gather_seconds`` may let requests gather a little longer before each write (fewer,
+larger transactions at the price of that much latency per request).
+
+A request's intent (:mod:`.intents`, :meth:`LedgerWriter.opened`) goes through the same
+queue without anyone waiting for it; settling removes it in the transaction of its
+ledger row, and when both fall into one batch neither is written. Pending requests are
+written before the gateway stops.
 """
 
 from __future__ import annotations
@@ -15,14 +19,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from dynaseal.gateway.budget.store import BudgetStore
 from dynaseal.gateway.settlement import ledger
 from dynaseal.gateway.settlement.measure import Settled
 from dynaseal.storage import Database
+from dynaseal.storage.gateway_models import RequestInFlight
 
 if TYPE_CHECKING:
     from dynaseal.gateway.metrics import GatewayMetrics
@@ -31,6 +38,10 @@ log = logging.getLogger("dynaseal.gateway")
 
 _MAX_BATCH = 50
 _RETRY_SECONDS = 1.0
+
+#: What waits to be written: a request's intent (a row, nobody waits) or a settled
+#: request (its future resolves once committed).
+_Item = dict[str, Any] | tuple[Settled, asyncio.Future[None]]
 
 
 class OutboxWatcher(Protocol):
@@ -58,7 +69,7 @@ class LedgerWriter:
         self._gather_seconds = gather_seconds
         self._budget = budget
         self._outbox_watcher = outbox_watcher
-        self._pending: list[tuple[Settled, asyncio.Future[None]]] = []
+        self._pending: list[_Item] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -75,6 +86,11 @@ class LedgerWriter:
         """Too much usage waits to be written (the database is down or slow): new requests
         should be refused rather than served with their usage only in memory."""
         return len(self._pending) >= self._max_backlog
+
+    def opened(self, intent: dict[str, Any]) -> None:
+        """Queue an admitted request's intent (:func:`.intents.row`)."""
+        self._pending.append(intent)
+        self._wake.set()
 
     def submit(self, settled: Settled) -> asyncio.Future[None]:
         """Queue a finished request; the future resolves once it is committed."""
@@ -110,15 +126,19 @@ class LedgerWriter:
             if self._closing:
                 return
 
-    async def _write(self, batch: list[tuple[Settled, asyncio.Future[None]]]) -> None:
+    async def _write(self, batch: list[_Item]) -> None:
         while True:
+            settles = [item for item in batch if isinstance(item, tuple)]
             try:
-                with self._metrics.ledger_commit(len(batch), len(self._pending)):
+                with self._metrics.ledger_commit(len(settles), len(self._pending)):
                     async with self._db.transaction() as session:
-                        queued = await ledger.record(session, self._budget, [s for s, _ in batch])
+                        queued = await self._record(session, batch, [s for s, _ in settles])
             except IntegrityError as exc:
                 if len(batch) == 1:  # cannot succeed by retrying: report and move on
-                    batch[0][1].set_exception(exc)
+                    if settles:
+                        settles[0][1].set_exception(exc)
+                    else:
+                        log.error("the intent of a request could not be written: %s", exc)
                     return
                 for one in batch:  # find the one that cannot be written
                     await self._write([one])
@@ -127,12 +147,32 @@ class LedgerWriter:
                 log.error("writing %d settled requests failed, retrying: %s", len(batch), exc)
                 await asyncio.sleep(_RETRY_SECONDS)
                 continue
-            for _, future in batch:
+            for _, future in settles:
                 if not future.done():
                     future.set_result(None)
             if queued:
                 self._outbox_watcher.notify()
             return
+
+    async def _record(
+        self, session: AsyncSession, batch: list[_Item], settled: list[Settled]
+    ) -> int:
+        """Intents in, settled requests booked and their intents out (an intent settled in
+        the same batch is neither); returns how many callbacks were queued."""
+        ended = {s.admission.request_id for s in settled}
+        intents = [item for item in batch if isinstance(item, dict)]
+        opened = [i for i in intents if i["request_id"] not in ended]
+        if opened:
+            await session.execute(insert(RequestInFlight), opened)
+        if not settled:
+            return 0
+        queued = await ledger.record(session, self._budget, settled)
+        written_before = ended - {i["request_id"] for i in intents}
+        if written_before:
+            await session.execute(
+                delete(RequestInFlight).where(RequestInFlight.request_id.in_(written_before))
+            )
+        return queued
 
 
 def _log_failure(future: asyncio.Future[None]) -> None:
