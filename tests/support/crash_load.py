@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from dataclasses import dataclass, field
+
 import openai
 from sqlalchemy import func, select
 
