@@ -10,8 +10,11 @@ larger transactions at the price of that much latency per request).
 
 A request's intent (:mod:`.intents`, :meth:`LedgerWriter.opened`) goes through the same
 queue without anyone waiting for it; settling removes it in the transaction of its
-ledger row, and when both fall into one batch neither is written. Pending requests are
-written before the gateway stops.
+ledger row, and when both fall into one batch neither is written. When only intents
+wait, the writer gives requests :data:`INTENT_DELAY_SECONDS` to end first: an answer that
+quick costs no intent at all, and a longer one has its intent committed that much later
+(a crash in between loses the intent of a request nobody was answered yet). Pending
+requests are written before the gateway stops.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ log = logging.getLogger("dynaseal.gateway")
 
 _MAX_BATCH = 50
 _RETRY_SECONDS = 1.0
+INTENT_DELAY_SECONDS = 0.01
 
 #: What waits to be written: a request's intent (a row, nobody waits) or a settled
 #: request (its future resolves once committed).
@@ -65,12 +69,13 @@ class LedgerWriter:
         self._db = db
         self._metrics = metrics
         self._max_backlog = max_backlog
-        # How long to let requests gather before writing, when nobody awaits the write.
+        # How long to let settled requests gather before writing (each one waits).
         self._gather_seconds = gather_seconds
         self._budget = budget
         self._outbox_watcher = outbox_watcher
         self._pending: list[_Item] = []
         self._wake = asyncio.Event()
+        self._ended = asyncio.Event()  # a settled request waits
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -97,12 +102,14 @@ class LedgerWriter:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         future.add_done_callback(_log_failure)
         self._pending.append((settled, future))
+        self._ended.set()
         self._wake.set()
         return future
 
     async def close(self, within: float) -> None:
         """Write everything still pending (for up to ``within`` seconds), then stop."""
         self._closing = True
+        self._ended.set()
         self._wake.set()
         if self._task is None:
             return
@@ -119,7 +126,11 @@ class LedgerWriter:
             await self._wake.wait()
             if self._gather_seconds and not self._closing:
                 await asyncio.sleep(self._gather_seconds)
+            if not self._ended.is_set():  # intents only: quick requests end meanwhile
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._ended.wait(), INTENT_DELAY_SECONDS)
             self._wake.clear()
+            self._ended.clear()
             while self._pending:
                 batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
                 await self._write(batch)
