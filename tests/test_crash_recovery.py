@@ -4,20 +4,31 @@ a live replica keeps its requests in flight while another starts."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
+from sqlalchemy import func, insert, select
 
+from dynaseal.gateway.budget.database import SqlBudget
+from dynaseal.gateway.metrics import GatewayMetrics
+from dynaseal.gateway.settlement.leases import ProcessLease
+from dynaseal.gateway.settlement.recovery import Recovery
+from dynaseal.storage import Database
+from dynaseal.storage.gateway_models import CallbackDelivery, RequestInFlight, Tenant, UsageRecord
+from dynaseal.storage.schema import upgrade
+from dynaseal.storage.types import utcnow
 from support.callbacks import CallbackSink
 from support.crash_load import BackToBack, SlowStream, device, recorded
-from support.databases import fresh_database
+from support.databases import NewDatabase, fresh_database
 from support.gateway_process import GatewayProcesses, wait_until
 from support.servers import free_port
 from support.tenants import DEMO_MODEL, mint
@@ -167,3 +178,61 @@ def test_a_live_replica_keeps_its_stream_while_another_starts(
         assert len(sink.received) == 1
     finally:
         processes.close()
+
+
+class _Outbox:
+    def notify(self) -> None:
+        """Nobody sends here: the test counts the rows."""
+
+
+def _intent(request_id: str) -> dict[str, object]:
+    now = utcnow()
+    return {
+        "request_id": request_id,
+        "owner": "gw_dead",  # no lease at all: its process is gone
+        "tenant_id": "t",
+        "event_id": "e",
+        "sub": None,
+        "key_metadata": None,
+        "key_max_tokens": 1000,
+        "key_expires_at": now + timedelta(hours=1),
+        "model": DEMO_MODEL,
+        "endpoint": "chat",
+        "stream": True,
+        "reserved_tokens": 10,
+        "reserved_total_tokens": 0,
+        "reserved_cost": 0,
+        "completion_cap": 10,
+        "prompt_estimate": 3,
+        "cost_estimate": None,
+        "started_at": now,
+    }
+
+
+async def test_two_gateways_reclaiming_at_once_settle_each_request_once(
+    database_url: NewDatabase,
+) -> None:
+    db = Database(database_url("gateway"))
+    await upgrade(db, "gateway")
+    orphans = 40
+    async with db.transaction() as session:
+        session.add(Tenant(id="t", username="t", password_hash="-", callback_url="http://a.b/c"))
+        await session.flush()
+        await session.execute(insert(RequestInFlight), [_intent(f"r{i}") for i in range(orphans)])
+    reclaimers = [
+        Recovery(
+            db, SqlBudget(db), ProcessLease(db, 1), _Outbox(), GatewayMetrics(), sole_process=False
+        )
+        for _ in range(2)
+    ]
+    try:
+        settled = await asyncio.gather(*(r.reclaim() for r in reclaimers))
+        async with db.reads() as session:
+            ledger = (await session.execute(select(UsageRecord.status))).scalars().all()
+            callbacks = await session.scalar(select(func.count()).select_from(CallbackDelivery))
+            left = await session.scalar(select(func.count()).select_from(RequestInFlight))
+    finally:
+        await db.dispose()
+    assert sum(settled) == orphans
+    assert sorted(ledger) == ["interrupted"] * orphans
+    assert callbacks == orphans and left == 0
