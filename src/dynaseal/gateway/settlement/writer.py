@@ -1,5 +1,5 @@
-"""Group commit of the ledger: one transaction for all the requests that ended (and
-began) while the previous one was being written.
+"""Group commit of the ledger: one transaction for all the requests that ended while the
+previous one was being written.
 
 Requests that end while a commit is running go into the next one together, so the
 database sees one transaction per batch instead of one per request. Every request awaits
@@ -8,13 +8,12 @@ answer, whatever store holds the budgets: an answer the device saw end is in the
 ``gather_seconds`` may let requests gather a little longer before each write (fewer,
 larger transactions at the price of that much latency per request).
 
-A request's intent (:mod:`.intents`, :meth:`LedgerWriter.opened`) goes through the same
-queue without anyone waiting for it; settling removes it in the transaction of its
-ledger row, and when both fall into one batch neither is written. When only intents
-wait, the writer gives requests :data:`INTENT_DELAY_SECONDS` to end first: an answer that
-quick costs no intent at all, and a longer one has its intent committed that much later
-(a crash in between loses the intent of a request nobody was answered yet). Pending
-requests are written before the gateway stops.
+A request's intent (:mod:`.intents`, :meth:`LedgerWriter.opened`) rides along with the
+batches too, nobody waiting for it, once it is :data:`INTENT_DELAY_SECONDS` old: a request
+that ends sooner drops its intent unwritten, so quick answers cost no intent at all (a
+crash in that window loses the intent of a request nobody was answered yet). Settling
+deletes a written intent in the transaction of its ledger row. Pending requests are
+written before the gateway stops.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import delete, insert
@@ -43,9 +43,7 @@ _MAX_BATCH = 50
 _RETRY_SECONDS = 1.0
 INTENT_DELAY_SECONDS = 0.01
 
-#: What waits to be written: a request's intent (a row, nobody waits) or a settled
-#: request (its future resolves once committed).
-_Item = dict[str, Any] | tuple[Settled, asyncio.Future[None]]
+_Waiting = tuple[Settled, asyncio.Future[None]]
 
 
 class OutboxWatcher(Protocol):
@@ -73,9 +71,9 @@ class LedgerWriter:
         self._gather_seconds = gather_seconds
         self._budget = budget
         self._outbox_watcher = outbox_watcher
-        self._pending: list[_Item] = []
+        self._pending: list[_Waiting] = []
+        self._intents: deque[tuple[float, dict[str, Any]]] = deque()  # (queued at, row)
         self._wake = asyncio.Event()
-        self._ended = asyncio.Event()  # a settled request waits
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -94,22 +92,21 @@ class LedgerWriter:
 
     def opened(self, intent: dict[str, Any]) -> None:
         """Queue an admitted request's intent (:func:`.intents.row`)."""
-        self._pending.append(intent)
-        self._wake.set()
+        if not self._intents:
+            self._wake.set()  # the writer sets its timer by the oldest intent
+        self._intents.append((asyncio.get_running_loop().time(), intent))
 
     def submit(self, settled: Settled) -> asyncio.Future[None]:
         """Queue a finished request; the future resolves once it is committed."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         future.add_done_callback(_log_failure)
         self._pending.append((settled, future))
-        self._ended.set()
         self._wake.set()
         return future
 
     async def close(self, within: float) -> None:
         """Write everything still pending (for up to ``within`` seconds), then stop."""
         self._closing = True
-        self._ended.set()
         self._wake.set()
         if self._task is None:
             return
@@ -121,41 +118,64 @@ class LedgerWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    def _until_intent_due(self) -> float | None:
+        if not self._intents:
+            return None
+        due = self._intents[0][0] + INTENT_DELAY_SECONDS
+        return max(0.0, due - asyncio.get_running_loop().time())
+
     async def _run(self) -> None:
         while True:
-            await self._wake.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._until_intent_due())
             if self._gather_seconds and not self._closing:
                 await asyncio.sleep(self._gather_seconds)
-            if not self._ended.is_set():  # intents only: quick requests end meanwhile
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._ended.wait(), INTENT_DELAY_SECONDS)
             self._wake.clear()
-            self._ended.clear()
-            while self._pending:
-                batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
-                await self._write(batch)
+            while True:
+                intents, settles = self._take()
+                if not intents and not settles:
+                    break
+                await self._write(intents, settles)
             if self._closing:
                 return
 
-    async def _write(self, batch: list[_Item]) -> None:
+    def _take(self) -> tuple[list[dict[str, Any]], list[_Waiting]]:
+        """The next batch: settled requests, and the intents old enough (all of them when
+        closing) of requests not among them (those are dropped: never written)."""
+        settles, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
+        ended = {s.admission.request_id for s, _ in settles}
+        if ended:
+            self._intents = deque(i for i in self._intents if i[1]["request_id"] not in ended)
+        due = asyncio.get_running_loop().time() - INTENT_DELAY_SECONDS
+        intents: list[dict[str, Any]] = []
+        while self._intents and len(intents) < _MAX_BATCH:
+            queued_at, row = self._intents[0]
+            if queued_at > due and not self._closing:
+                break
+            self._intents.popleft()
+            intents.append(row)
+        return intents, settles
+
+    async def _write(self, intents: list[dict[str, Any]], settles: list[_Waiting]) -> None:
         while True:
-            settles = [item for item in batch if isinstance(item, tuple)]
             try:
                 with self._metrics.ledger_commit(len(settles), len(self._pending)):
                     async with self._db.transaction() as session:
-                        queued = await self._record(session, batch, [s for s, _ in settles])
+                        queued = await self._record(session, intents, [s for s, _ in settles])
             except IntegrityError as exc:
-                if len(batch) == 1:  # cannot succeed by retrying: report and move on
+                if len(intents) + len(settles) == 1:  # cannot succeed by retrying
                     if settles:
                         settles[0][1].set_exception(exc)
                     else:
                         log.error("the intent of a request could not be written: %s", exc)
                     return
-                for one in batch:  # find the one that cannot be written
-                    await self._write([one])
+                for intent in intents:  # find the one that cannot be written
+                    await self._write([intent], [])
+                for one in settles:
+                    await self._write([], [one])
                 return
             except Exception as exc:  # the database is down or busy: keep the batch, retry
-                log.error("writing %d settled requests failed, retrying: %s", len(batch), exc)
+                log.error("writing %d settled requests failed, retrying: %s", len(settles), exc)
                 await asyncio.sleep(_RETRY_SECONDS)
                 continue
             for _, future in settles:
@@ -166,23 +186,17 @@ class LedgerWriter:
             return
 
     async def _record(
-        self, session: AsyncSession, batch: list[_Item], settled: list[Settled]
+        self, session: AsyncSession, intents: list[dict[str, Any]], settled: list[Settled]
     ) -> int:
-        """Intents in, settled requests booked and their intents out (an intent settled in
-        the same batch is neither); returns how many callbacks were queued."""
-        ended = {s.admission.request_id for s in settled}
-        intents = [item for item in batch if isinstance(item, dict)]
-        opened = [i for i in intents if i["request_id"] not in ended]
-        if opened:
-            await session.execute(insert(RequestInFlight), opened)
+        """Intents in, settled requests booked and their intents out; returns how many
+        callbacks were queued."""
+        if intents:
+            await session.execute(insert(RequestInFlight), intents)
         if not settled:
             return 0
         queued = await ledger.record(session, self._budget, settled)
-        written_before = ended - {i["request_id"] for i in intents}
-        if written_before:
-            await session.execute(
-                delete(RequestInFlight).where(RequestInFlight.request_id.in_(written_before))
-            )
+        ended = [s.admission.request_id for s in settled]
+        await session.execute(delete(RequestInFlight).where(RequestInFlight.request_id.in_(ended)))
         return queued
 
 
