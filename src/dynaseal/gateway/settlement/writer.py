@@ -73,6 +73,7 @@ class LedgerWriter:
         self._outbox_watcher = outbox_watcher
         self._pending: list[_Waiting] = []
         self._intents: deque[tuple[float, dict[str, Any]]] = deque()  # (queued at, row)
+        self._written: set[str] = set()  # requests in flight whose intent is in the database
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -178,7 +179,9 @@ class LedgerWriter:
                 log.error("writing %d settled requests failed, retrying: %s", len(settles), exc)
                 await asyncio.sleep(_RETRY_SECONDS)
                 continue
-            for _, future in settles:
+            self._written.update(intent["request_id"] for intent in intents)
+            for settled, future in settles:
+                self._written.discard(settled.admission.request_id)
                 if not future.done():
                     future.set_result(None)
             if queued:
@@ -195,8 +198,11 @@ class LedgerWriter:
         if not settled:
             return 0
         queued = await ledger.record(session, self._budget, settled)
-        ended = [s.admission.request_id for s in settled]
-        await session.execute(delete(RequestInFlight).where(RequestInFlight.request_id.in_(ended)))
+        ended = [s.admission.request_id for s in settled if s.admission.request_id in self._written]
+        if ended:
+            await session.execute(
+                delete(RequestInFlight).where(RequestInFlight.request_id.in_(ended))
+            )
         return queued
 
 
