@@ -113,11 +113,27 @@ def test_keys_are_listed_retired_and_revoked(admin: Any, gateway: ServerThread) 
 
 def test_revocations_and_usage(admin: Any, gateway: ServerThread) -> None:
     tenant = create_tenant(gateway.url, with_api_key=True)
+    # The tenant's own price for the model: 11 prompt and 8 generated tokens cost
+    # 0.00001177 USD.
+    priced = httpx.patch(
+        gateway.url + "/v1/user/me",
+        headers=tenant.auth,
+        json={"model_prices": {DEMO_MODEL: {"input": "0.27", "output": "1.10"}}},
+    )
+    assert priced.status_code == 200, priced.text
     first, second = tenant.key(), tenant.key()
     assert chat(gateway, first).status_code == 200
     ledger = json.loads(admin("usage", "--tenant", tenant.username, "--json").stdout)
     assert ledger["totals"]["requests"] == 1 and ledger["data"][0]["event_id"] == event_of(first)
-    assert "1 requests" in admin("usage", "--tenant", tenant.id).stdout
+    printed = admin("usage", "--tenant", tenant.id).stdout
+    assert "1 requests, 19 tokens (11 prompt + 8 completion), $0.00001177; " in printed
+    assert "tenant total 19 tokens, $0.00001177" in printed
+    (row,) = [line for line in printed.splitlines() if event_of(first) in line]
+    assert "$0.00001177" in row.split()
+    listed = admin("tenants", "list").stdout
+    (row,) = [line for line in listed.splitlines() if tenant.id in line]
+    assert "$0.00001177" in row.split()
+    assert "total_cost        $0.00001177" in admin("tenants", "show", tenant.id).stdout
 
     admin("revoke", "--tenant", tenant.id, "--event-id", event_of(first))
     assert chat(gateway, first).status_code == 401

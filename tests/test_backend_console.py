@@ -1,6 +1,6 @@
 """The reference backend's console page over HTTP: an end user logs in with the backend's
-own login (and its throttle), sees the keys minted for them and their usage per day
-against the quota, and nobody else's."""
+own login (and its throttle), sees the keys minted for them and their usage and cost
+per day against the quotas, and nobody else's."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ def backend(database_url: NewDatabase) -> Iterator[ServerThread]:
         database_url=database_url("backend"),
         admin_user_password=ADMIN_PASSWORD,
         user_daily_token_quota=1000,
+        user_daily_cost_quota="0.01",
     )
     with serve(create_backend(settings, demo_data=True)) as server:
         yield server
@@ -43,8 +44,9 @@ def login(backend: ServerThread, username: str, password: str) -> dict[str, str]
     return {"Authorization": f"Bearer {tokens['access_token']}"}
 
 
-def report_usage(backend: ServerThread, event_id: str, tokens: int) -> None:
-    """The gateway's signed usage callback for one request with this key."""
+def report_usage(backend: ServerThread, event_id: str, tokens: int, cost: str | None) -> None:
+    """The gateway's signed usage callback for one request with this key (``cost``
+    None: the gateway had no price for the model)."""
     body = orjson.dumps(
         {
             "type": "usage",
@@ -54,6 +56,7 @@ def report_usage(backend: ServerThread, event_id: str, tokens: int) -> None:
             "tokens": tokens,
             "status": "completed",
             "ended_at": datetime.now(UTC).isoformat(),
+            **({} if cost is None else {"cost": cost}),
         }
     )
     headers = signed_headers(DEMO_WEBHOOK_SECRET, body, f"msg_{uuid.uuid4().hex}")
@@ -64,8 +67,8 @@ def report_usage(backend: ServerThread, event_id: str, tokens: int) -> None:
 def test_an_end_user_sees_their_keys_and_usage_against_the_quota(backend: ServerThread) -> None:
     auth = login(backend, DEMO_USER_USERNAME, DEMO_USER_PASSWORD)
     minted = httpx.post(backend.url + "/v1/key/create", headers=auth).json()
-    report_usage(backend, minted["event_id"], 120)
-    report_usage(backend, minted["event_id"], 30)
+    report_usage(backend, minted["event_id"], 120, "0.00012345")
+    report_usage(backend, minted["event_id"], 30, None)
     # Another user's key and usage.
     admin = login(backend, "admin", ADMIN_PASSWORD)
     created = httpx.post(
@@ -77,7 +80,7 @@ def test_an_end_user_sees_their_keys_and_usage_against_the_quota(backend: Server
     other_key = httpx.post(
         backend.url + "/v1/key/create", headers=login(backend, "other", "other-password")
     ).json()
-    report_usage(backend, other_key["event_id"], 500)
+    report_usage(backend, other_key["event_id"], 500, "0.005")
 
     client = ConsoleClient(backend.url)
     assert client.get("/").headers["location"] == "/console/login"
@@ -89,6 +92,13 @@ def test_an_end_user_sees_their_keys_and_usage_against_the_quota(backend: Server
     assert "daily quota 1,000" in text  # the quota line across the chart
     row = re.search(rf'data-event="{minted["event_id"]}">(.*?)</tr>', text, re.S).group(1)
     assert re.findall(r'class="num">([\d,]+)<', row) == ["1,000", "2", "150"]
+    # Money beside the tokens: the key's max_cost (today's cost quota), its cost, the
+    # day's cost against the quota.
+    assert '<span class="muted">$0.01</span>' in row
+    assert re.findall(r'data-column="cost">([^<]*)<', row) == ["$0.00012345"]
+    assert re.search(r"data-today-cost>\$0\.00012345</strong> of \$0\.01<", text)
+    cost_chart = re.search(r'id="chart-daily-cost">.*?</figure>', text, re.S).group(0)
+    assert 'data-total="cost">$0.00012345<' in cost_chart and "daily quota $0.01" in cost_chart
     client.close()
 
 

@@ -1,7 +1,8 @@
 """The gateway's console over HTTP: logging in and out, the session cookie, CSRF, the
 security headers, secrets shown once, one tenant never seeing another's data, the
-refusals it charts and the operator's disabling of a tenant. (The same pages in a real
-browser: test_console_browser.py.)"""
+refusals it charts, what requests cost on every page that shows usage, and the
+operator's disabling of a tenant. (The same pages in a real browser:
+test_console_browser.py.)"""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ from support.upstream import FakeUpstream
 from support.waiting import eventually
 
 MESSAGES = [{"role": "user", "content": "Hello"}]
+#: What one answer of the fake upstream costs at the console gateway's PRICES.
+ANSWER_COST = "0.00001177"
 PAGES = ["/", "/keys", "/events", "/ledger", "/callbacks", "/limits"]
 
 
@@ -324,6 +327,43 @@ def test_the_ledger_filters_and_exports_csv(
     assert int(rows[0]["total_tokens"]) == int(rows[0]["prompt_tokens"]) + int(
         rows[0]["completion_tokens"]
     )
+    # Cost: exact in the CSV, written as USD on the page; empty for the unpriced model.
+    assert [r["cost_usd"] for r in rows] == [ANSWER_COST, ANSWER_COST]
+    unpriced = list(csv.DictReader(io.StringIO(client.get("/ledger.csv").text)))
+    assert sorted(r["cost_usd"] for r in unpriced) == ["", ANSWER_COST, ANSWER_COST]
+    page = client.get("/ledger").text
+    assert sorted(re.findall(r'data-column="cost_usd">([^<]*)<', page)) == [
+        "$0.00001177",
+        "$0.00001177",
+        "—",
+    ]
+    assert re.search(r'data-total="cost">\$0\.00002354<', page)
+    page = client.get("/ledger", params={"model": "other-model"}).text
+    assert re.search(r'data-total="cost">\$0\.00<', page)
+
+
+def test_cost_is_shown_wherever_usage_is(
+    gateway: ServerThread, tenant: TenantHandle, console: Callable[..., ConsoleClient]
+) -> None:
+    key = tenant.key(sub="spender")
+    for _ in range(3):
+        assert chat(gateway, key).status_code == 200
+    three = "$0.00003531"  # three answers of 0.00001177 USD
+    client = console(tenant.username)
+    overview = client.get("/?range=1h").text
+    chart = re.search(r'<figure class="chart" id="chart-cost">.*?</figure>', overview, re.S)
+    assert re.search(r'data-total="cost">\$0\.00003531<', chart.group(0))
+    # Each bar says its minute's cost (the three may straddle a minute).
+    assert re.search(r": \$0\.0000(1177|2354|3531) cost</title>", chart.group(0))
+    for table in ("top-users", "top-models"):
+        section = re.search(rf'id="{table}">.*?</section>', overview, re.S).group(0)
+        assert re.findall(r'data-column="cost">([^<]*)<', section) == [three], table
+    events = client.get("/events").text
+    row = re.search(rf'data-event="{event_of(key)}">.*?</tr>', events, re.S).group(0)
+    assert re.findall(r'data-column="cost">([^<]*)<', row) == [three]
+    admin = console("admin", ADMIN_PASSWORD).get("/admin").text
+    row = re.search(rf'data-tenant="{tenant.username}">.*?</tr>', admin, re.S).group(0)
+    assert re.findall(r'data-column="(?:total_)?cost">([^<]*)<', row) == [three, three]
 
 
 def test_limits_are_edited_and_applied(

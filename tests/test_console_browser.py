@@ -1,9 +1,10 @@
 """The consoles in a real browser (headless Chromium, Playwright): a tenant registered by
 the operator logs in, creates a signing key, a real backend mints a key with it, the
-OpenAI SDK makes requests, and the tenant sees them in the overview's charts and the
-ledger, exports the CSV, revokes the event (the next request is refused), and resends a
-failed delivery; the end user sees their usage on the backend's page. Every page is
-screenshotted into build/screenshots/. No CSP violation or script error may occur."""
+OpenAI SDK makes requests, and the tenant sees them and their cost in the overview's
+charts and the ledger, exports the CSV, revokes the event (the next request is refused),
+and resends a failed delivery; the end user sees their usage on the backend's page. Every
+page is screenshotted into build/screenshots/. No CSP violation or script error may
+occur."""
 
 from __future__ import annotations
 
@@ -167,6 +168,8 @@ def test_a_tenant_runs_its_keys_from_the_console(
                 for kinds in (("prompt_tokens", "completion_tokens"), ("completion_tokens",))
             )
             assert tokens > generated > 0
+            # The model is priced (console_gateway): each answer costs 0.00001177 USD.
+            assert page.inner_text("#chart-cost [data-total=cost]") == "$0.00003531"
             assert page.inner_text("#top-models").count(DEMO_MODEL) == 1
             shoot(page, "gateway-overview")
 
@@ -174,6 +177,8 @@ def test_a_tenant_runs_its_keys_from_the_console(
             nav(page, "Usage ledger")
             page.wait_for_selector(f"#ledger tr[data-event='{event_id}']")
             assert page.locator("#ledger tbody tr").count() == 3
+            costs = page.locator("#ledger td[data-column=cost_usd]").all_inner_texts()
+            assert costs == ["$0.00001177"] * 3
             navigates(
                 page, lambda: page.select_option("#ledger-filters select[name=status]", "failed")
             )
@@ -185,6 +190,7 @@ def test_a_tenant_runs_its_keys_from_the_console(
             rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
             assert [r["event_id"] for r in rows] == [event_id] * 3
             assert sum(int(r["total_tokens"]) for r in rows) == tokens
+            assert [r["cost_usd"] for r in rows] == ["0.00001177"] * 3
             shoot(page, "gateway-ledger")
 
             # The backend got the callbacks: its end user sees the usage against the quota.

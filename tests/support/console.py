@@ -3,6 +3,7 @@ and submits forms with the CSRF token of the page it last read, as a browser wou
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,17 +16,23 @@ from dynaseal.gateway.app import create_app as create_gateway
 from dynaseal.gateway.settings import GatewaySettings
 from support.databases import fresh_database
 from support.servers import ServerThread, serve
-from support.tenants import ADMIN_PASSWORD
+from support.tenants import ADMIN_PASSWORD, DEMO_MODEL
 from support.upstream import FakeUpstream
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+#: USD per million tokens of the console gateways' one model: each answer of the fake
+#: upstream (11 prompt and 8 generated tokens) costs 0.00001177 USD.
+PRICES = {DEMO_MODEL: {"input": "0.27", "output": "1.10"}}
 
 
 @contextmanager
 def console_gateway(directory: Path, upstream: FakeUpstream) -> Iterator[ServerThread]:
     """A gateway of its own for console tests: an admin, callbacks allowed to loopback
     (the test receivers), retries and refusal counts written within a fraction of a
-    second, and a login throttle no other test shares."""
+    second, a login throttle no other test shares, and a price for the demo model
+    (``MODEL_PRICES``) so that the pages show what requests cost."""
     with fresh_database(directory, "gateway") as url:
         settings = GatewaySettings(
             database_url=url,
@@ -34,6 +41,7 @@ def console_gateway(directory: Path, upstream: FakeUpstream) -> Iterator[ServerT
             allow_loopback_callbacks=True,
             callback_retry_schedule_seconds=[0.1, 0.2],
             refusal_flush_seconds=0.1,
+            model_prices=json.dumps(PRICES),
         )
         with serve(create_gateway(settings)) as server:
             yield server

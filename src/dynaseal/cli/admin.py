@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -26,6 +27,7 @@ from rich.markup import escape
 from dynaseal.cli.gateway_api import answer, gateway_client, log_in
 from dynaseal.cli.options import Flag, JsonOutput, Password, given
 from dynaseal.cli.output import EXIT_CONFIG, as_json, console, fail, table
+from dynaseal.webui.formats import usd
 
 if TYPE_CHECKING:
     import httpx
@@ -153,6 +155,12 @@ def _show(record: dict[str, Any], labels: tuple[str, ...]) -> None:
             console.print(f"{label:<18}{escape(str(record[label]))}")
 
 
+def _usd(amount: str | None) -> str:
+    """A USD decimal string of the API as the consoles show it (``$0.00001177``);
+    ``—`` for a request whose model had no price."""
+    return usd(None if amount is None else Decimal(amount))
+
+
 # --- logging in -------------------------------------------------------------------------
 
 
@@ -186,7 +194,15 @@ def logout() -> None:
 
 # --- tenants ----------------------------------------------------------------------------
 
-_TENANT_FIELDS = ("id", "username", "email", "callback_url", "total_tokens", "disabled_at")
+_TENANT_FIELDS = (
+    "id",
+    "username",
+    "email",
+    "callback_url",
+    "total_tokens",
+    "total_cost",
+    "disabled_at",
+)
 
 
 @tenants_app.command("create")
@@ -232,9 +248,17 @@ def list_tenants(ctx: typer.Context, json_output: JsonOutput = False) -> None:
         "username",
         "callback url",
         "total tokens",
+        "total cost",
         "disabled since",
         rows=[
-            [t["id"], t["username"], t["callback_url"], t["total_tokens"], t["disabled_at"]]
+            [
+                t["id"],
+                t["username"],
+                t["callback_url"],
+                t["total_tokens"],
+                _usd(t["total_cost"]),
+                t["disabled_at"],
+            ]
             for t in listed
         ],
     )
@@ -250,7 +274,7 @@ def show_tenant(
     if json_output:
         as_json(shown)
     else:
-        _show(shown, _TENANT_FIELDS)
+        _show({**shown, "total_cost": _usd(shown["total_cost"])}, _TENANT_FIELDS)
 
 
 @tenants_app.command("disable")
@@ -416,8 +440,9 @@ def usage(
     totals = ledger["totals"]
     console.print(
         f"{totals['requests']} requests, {totals['total_tokens']} tokens "
-        f"({totals['prompt_tokens']} prompt + {totals['completion_tokens']} completion); "
-        f"tenant total {ledger['tenant_total_tokens']} tokens"
+        f"({totals['prompt_tokens']} prompt + {totals['completion_tokens']} completion), "
+        f"{_usd(totals['cost'])}; tenant total {ledger['tenant_total_tokens']} tokens, "
+        f"{_usd(ledger['tenant_total_cost'])}"
     )
     table(
         "request id",
@@ -425,6 +450,7 @@ def usage(
         "model",
         "status",
         "tokens",
+        "cost",
         "ended",
         rows=[
             [
@@ -433,6 +459,7 @@ def usage(
                 r["model"],
                 r["status"],
                 r["total_tokens"],
+                _usd(r["cost"]),
                 r["ended_at"],
             ]
             for r in ledger["data"]

@@ -46,9 +46,12 @@ class Tick:
 
 #: Layout of every chart, in SVG user units (the SVG scales to its box).
 WIDTH, HEIGHT = 640, 200
-LEFT, RIGHT, TOP, BOTTOM = 48, 18, 8, 22  # room for the labels around the plot
-PLOT_WIDTH, PLOT_HEIGHT = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+#: Room for the labels around the plot: the left one fits y labels of 9 characters
+#: (``$0.000025``), so that charts one above the other line up; it widens for longer.
+LEFT, RIGHT, TOP, BOTTOM = 64, 18, 8, 22
+PLOT_HEIGHT = HEIGHT - TOP - BOTTOM
 BASELINE = TOP + PLOT_HEIGHT
+TICK_CHAR_WIDTH = 6  # of a y label's character, at the stylesheet's 10px
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class BarChart:
     y_ticks: Sequence[Tick]
     x_ticks: Sequence[Tick]
     line: Tick | None = None  # a reference level across the chart (a quota)
+    fmt: Callable[[float], str] = number  # how its values are written (count, USD)
     width: int = WIDTH
     height: int = HEIGHT
     left: int = LEFT
@@ -73,6 +77,10 @@ class BarChart:
         if len(self.series) <= 3:
             return self.series
         return [s for s in self.series if self.totals[s.key]]
+
+    def total(self, key: str) -> str:
+        """A series' total over every bucket, written as the chart writes its values."""
+        return self.fmt(self.totals[key])
 
 
 def nice_ceiling(value: float) -> float:
@@ -96,12 +104,14 @@ def stacked_bars(
     (value, label) draws a reference level such as a quota."""
     highest = max((sum(b.values.get(s.key, 0) for s in series) for b in buckets), default=0)
     top = nice_ceiling(max(highest, line[0] if line else 0))
-    slot = PLOT_WIDTH / max(len(buckets), 1)
+    y_labels = [(BASELINE - PLOT_HEIGHT * k / 2, fmt(top * k / 2)) for k in range(3)]
+    left = max(LEFT, 12 + TICK_CHAR_WIDTH * max(len(label) for _, label in y_labels))
+    slot = (WIDTH - left - RIGHT) / max(len(buckets), 1)
     gap = min(2.0, slot * 0.2)
     bars: list[Rect] = []
     x_ticks: list[Tick] = []
     for i, bucket in enumerate(buckets):
-        x = LEFT + i * slot
+        x = left + i * slot
         y = float(BASELINE)
         for s in series:
             value = bucket.values.get(s.key, 0)
@@ -115,12 +125,12 @@ def stacked_bars(
             )
         if bucket.tick:
             x_ticks.append(Tick(_r(x + slot / 2), bucket.tick))
-    y_ticks = [Tick(_r(BASELINE - PLOT_HEIGHT * k / 2), fmt(top * k / 2)) for k in range(3)]
+    y_ticks = [Tick(_r(at), label) for at, label in y_labels]
     totals = {s.key: sum(b.values.get(s.key, 0) for b in buckets) for s in series}
     level = None
     if line is not None:
         level = Tick(_r(BASELINE - PLOT_HEIGHT * line[0] / top), f"{line[1]} {fmt(line[0])}")
-    return BarChart(id, title, series, totals, bars, y_ticks, x_ticks, level)
+    return BarChart(id, title, series, totals, bars, y_ticks, x_ticks, level, fmt, left=left)
 
 
 def _r(value: float) -> float:

@@ -4,6 +4,7 @@ and say so: the ledger, the callbacks and the charts then line up with the logs.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from markupsafe import Markup
@@ -26,6 +27,20 @@ def number(value: float | None) -> str:
     return f"{int(value):,}"
 
 
+def usd(value: Decimal | float | None) -> str:
+    """Every USD amount the consoles and the CLI show: ``$0.00001177``, ``$1,234.50``.
+
+    Exact to the 1e-10 USD the ledger counts (a request often costs less than a cent,
+    so rounding to cents would show $0.00), never fewer than two decimals. A float (a
+    chart's sum or axis) is taken to the nearest 1e-10 USD first."""
+    if value is None:
+        return "—"
+    amount = value if isinstance(value, Decimal) else round(Decimal(repr(value)), 10)
+    whole, _, fraction = format(abs(amount).normalize(), "f").partition(".")
+    sign = "-" if amount < 0 else ""
+    return f"{sign}${int(whole):,}.{fraction.ljust(2, '0')}"
+
+
 def duration(seconds: float | None) -> str:
     """``90`` → ``1 min 30 s``; ``7200`` → ``2 h``."""
     if seconds is None:
@@ -39,4 +54,4 @@ def duration(seconds: float | None) -> str:
     return " ".join(parts[:2]) or "0 s"
 
 
-FILTERS: dict[str, Any] = {"utc": utc, "number": number, "duration": duration}
+FILTERS: dict[str, Any] = {"utc": utc, "number": number, "usd": usd, "duration": duration}

@@ -13,6 +13,7 @@ from dynaseal.backend.routes import users
 from dynaseal.storage.backend_models import User
 from dynaseal.webui.app import CurrentLogin, LoginRequired, console_of
 from dynaseal.webui.charts import Bucket, Series, stacked_bars
+from dynaseal.webui.formats import usd
 
 router = APIRouter()
 
@@ -26,33 +27,41 @@ async def home(request: Request, login: CurrentLogin) -> Response:
         if user is None:
             raise LoginRequired
         now = time.time()
-        per_day = await queries.tokens_per_day(session, user.id, now, sqlite=db.is_sqlite)
+        per_day = await queries.usage_per_day(session, user.id, now, sqlite=db.is_sqlite)
         keys = await queries.minted_keys(session, user.id)
     profile = await users.me(user, backend.state.settings)
-    quota = profile.policy.daily_token_quota
+    policy = profile.policy
     days = queries.DAYS
     buckets = [
-        Bucket(
-            days.bucket_label(start)[:10], {"tokens": per_day.get(start, 0)}, days.tick(i, start)
-        )
+        Bucket(days.bucket_label(start)[:10], per_day.get(start, {}), days.tick(i, start))
         for i, start in enumerate(days.starts(now))
     ]
-    chart = stacked_bars(
+    tokens_chart = stacked_bars(
         "chart-daily",
         "Generated tokens per day (UTC)",
         [Series("tokens", "Generated tokens", "s1")],
         buckets,
-        line=(quota, "daily quota") if quota else None,
+        line=(policy.daily_token_quota, "daily quota") if policy.daily_token_quota else None,
     )
-    today = buckets[-1].values["tokens"]
+    cost_quota = float(policy.daily_cost_quota) if policy.daily_cost_quota else None
+    cost_chart = stacked_bars(
+        "chart-daily-cost",
+        "Cost per day (USD, UTC)",
+        [Series("cost", "Cost", "s5")],
+        buckets,
+        fmt=usd,
+        line=(cost_quota, "daily quota") if cost_quota else None,
+    )
+    today = buckets[-1].values
     return console_of(request).render(
         request,
         "home.html",
         {
             "user": user,
-            "policy": profile.policy,
-            "chart": chart,
-            "today": today,
+            "policy": policy,
+            "charts": [tokens_chart, cost_chart],
+            "today_tokens": today.get("tokens", 0),
+            "today_cost": today.get("cost", 0),
             "keys": keys,
             "now": datetime.now(UTC),
         },

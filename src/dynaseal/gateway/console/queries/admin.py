@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +18,7 @@ class TenantSummary:
     tenant: Tenant
     requests: int  # since the window's start
     tokens: int
+    cost: Decimal  # USD, of the requests whose model had a price
     refusals: int
     last_use: datetime | None
 
@@ -24,12 +26,13 @@ class TenantSummary:
 async def tenant_summaries(session: AsyncSession, since: datetime) -> list[TenantSummary]:
     tenants = list(await session.scalars(select(Tenant).order_by(Tenant.created_at)))
     usage = {
-        tenant_id: (requests, tokens, last)
-        for tenant_id, requests, tokens, last in await session.execute(
+        tenant_id: (requests, tokens, cost, last)
+        for tenant_id, requests, tokens, cost, last in await session.execute(
             select(
                 UsageRecord.tenant_id,
                 func.count(),
                 func.coalesce(func.sum(UsageRecord.total_tokens), 0),
+                func.sum(UsageRecord.cost),  # None when no request had a price
                 func.max(UsageRecord.ended_at),
             )
             .where(UsageRecord.ended_at >= since)
@@ -39,9 +42,11 @@ async def tenant_summaries(session: AsyncSession, since: datetime) -> list[Tenan
     refusals = await refusals_by_tenant(session, since)
     summaries = []
     for tenant in tenants:
-        requests, tokens, last_use = usage.get(tenant.id, (0, 0, None))
+        requests, tokens, cost, last_use = usage.get(tenant.id, (0, 0, Decimal(0), None))
         refused = sum(refusals.get(tenant.id, {}).values())
-        summaries.append(TenantSummary(tenant, int(requests), int(tokens), refused, last_use))
+        summaries.append(
+            TenantSummary(tenant, int(requests), int(tokens), cost or Decimal(0), refused, last_use)
+        )
     return summaries
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +22,7 @@ class EventRow:
     sub: str | None
     requests: int
     tokens: int  # prompt + completion, from the ledger
+    cost: Decimal  # USD, from the ledger (requests of unpriced models count 0)
     last_use: datetime | None
     budget: int | None  # generated tokens the key may use; None: no budget row yet
     spent: int
@@ -61,6 +63,7 @@ async def recent_events(
                 func.max(UsageRecord.sub),
                 func.count(),
                 func.coalesce(func.sum(UsageRecord.total_tokens), 0),
+                func.sum(UsageRecord.cost),  # None when no request had a price
                 last_use,
             )
             .where(*where)
@@ -82,13 +85,16 @@ async def recent_events(
         budget = budgets.get(event)
         if event not in ledger and budget is None:
             continue  # a searched id this tenant's gateway never saw
-        _, sub, requests, tokens, last = ledger.get(event, (event, None, 0, 0, None))
+        _, sub, requests, tokens, cost, last = ledger.get(
+            event, (event, None, 0, 0, Decimal(0), None)
+        )
         events.append(
             EventRow(
                 event_id=event,
                 sub=sub,
                 requests=int(requests),
                 tokens=int(tokens),
+                cost=cost or Decimal(0),
                 last_use=last,
                 budget=budget.budget if budget else None,
                 spent=budget.spent if budget else 0,

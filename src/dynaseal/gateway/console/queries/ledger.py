@@ -1,8 +1,7 @@
 """The usage ledger as the console shows and exports it: filters, pages, CSV.
 
-Adding cost (USD) once ledger rows carry it: one more :class:`Column` in
-:data:`COLUMNS` (the page, and the CSV, pick it up) and one more sum in
-:data:`TOTALS`.
+A new field is one more :class:`Column` in :data:`COLUMNS` (the page, and the CSV, pick
+it up) and, when it adds up, one more sum in :data:`TOTALS`.
 """
 
 from __future__ import annotations
@@ -12,12 +11,14 @@ import io
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dynaseal.core.money import text
 from dynaseal.storage import Database
 from dynaseal.storage.gateway_models import UsageRecord
 
@@ -32,7 +33,7 @@ _CSV_CHUNK = 1000
 class Column:
     header: str  # the CSV's
     value: Callable[[UsageRecord], Any]
-    kind: str = "text"  # how the page shows it: text, id, time, number, status
+    kind: str = "text"  # how the page shows it: text, id, time, number, usd, status
     title: str = ""  # the page's header, when not the CSV's
 
     @property
@@ -52,6 +53,8 @@ COLUMNS = (
     Column("prompt_tokens", lambda r: r.prompt_tokens, "number", "Prompt"),
     Column("completion_tokens", lambda r: r.completion_tokens, "number", "Completion"),
     Column("total_tokens", lambda r: r.total_tokens, "number", "Total"),
+    # Exact USD; empty (— on the page) when the model had no price.
+    Column("cost_usd", lambda r: r.cost, "usd", "Cost"),
     Column("usage_source", lambda r: r.usage_source, title="-"),
     Column("latency_ms", lambda r: r.latency_ms, "number", "Latency ms"),
     Column("ttft_ms", lambda r: r.time_to_first_token_ms, "number", "First token ms"),
@@ -63,6 +66,7 @@ TOTALS: dict[str, Any] = {
     "prompt_tokens": func.coalesce(func.sum(UsageRecord.prompt_tokens), 0),
     "completion_tokens": func.coalesce(func.sum(UsageRecord.completion_tokens), 0),
     "total_tokens": func.coalesce(func.sum(UsageRecord.total_tokens), 0),
+    "cost": func.coalesce(func.sum(UsageRecord.cost), 0),  # a Decimal of USD
 }
 
 
@@ -98,7 +102,7 @@ class LedgerFilter:
 @dataclass(frozen=True)
 class LedgerPage:
     rows: list[UsageRecord]
-    totals: dict[str, int]
+    totals: dict[str, Any]  # counts as int, cost as Decimal
     page: int
     pages: int
 
@@ -109,7 +113,10 @@ async def page(
     """Rows ``number`` (from 1) of the filtered ledger, newest first."""
     where = filters.conditions(tenant_id, now)
     sums = (await session.execute(select(*TOTALS.values()).where(*where))).one()
-    totals = {name: int(value) for name, value in zip(TOTALS, sums, strict=True)}
+    totals = {
+        name: value if name == "cost" else int(value)
+        for name, value in zip(TOTALS, sums, strict=True)
+    }
     pages = max(1, -(-totals["requests"] // PAGE_SIZE))
     number = min(max(number, 1), pages)
     rows = await session.scalars(
@@ -140,6 +147,8 @@ def _cell(value: Any) -> Any:
         return "'" + value
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, Decimal):
+        return text(value)  # exact: "0.00001177", never 1.177E-5 or a rounded float
     return "" if value is None else value
 
 

@@ -1,13 +1,14 @@
-"""The overview: usage per time bucket, refusals by reason, top users and models.
+"""The overview: usage and cost per time bucket, refusals by reason, top users and models.
 
-Adding cost (USD) once ledger rows carry it: one more entry in :data:`USAGE_SUMS` (a
-sum of the cost column) and one more chart in ``routes/overview.py``'s ``CHARTS``.
+A new measure is one more entry in :data:`USAGE_SUMS` and one more chart in
+``routes/overview.py``'s ``CHARTS``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import case, func, select
@@ -31,6 +32,8 @@ USAGE_SUMS: dict[str, Any] = {
     "requests": func.count(),
     "prompt_tokens": func.coalesce(func.sum(UsageRecord.prompt_tokens), 0),
     "completion_tokens": func.coalesce(func.sum(UsageRecord.completion_tokens), 0),
+    # USD (a Decimal, exact; drawn as a float): requests of unpriced models count 0.
+    "cost": func.coalesce(func.sum(UsageRecord.cost), 0),
     # Admitted requests the upstream failed: the "upstream" refusals, straight from the
     # ledger (they are not counted with the refusals before admission).
     "upstream": func.coalesce(func.sum(case((UsageRecord.status == "failed", 1), else_=0)), 0),
@@ -109,6 +112,7 @@ class Top:
     name: str | None
     requests: int
     tokens: int
+    cost: Decimal  # USD, of the requests whose model had a price
 
 
 async def top(
@@ -116,11 +120,12 @@ async def top(
 ) -> list[Top]:
     """The ``column`` values (``sub`` or ``model``) that used the most tokens."""
     tokens = func.coalesce(func.sum(UsageRecord.total_tokens), 0)
+    cost = func.coalesce(func.sum(UsageRecord.cost), 0)
     rows = await session.execute(
-        select(column, func.count(), tokens)
+        select(column, func.count(), tokens, cost)
         .where(UsageRecord.tenant_id == tenant_id, UsageRecord.ended_at >= since)
         .group_by(column)
         .order_by(tokens.desc(), func.count().desc())
         .limit(limit)
     )
-    return [Top(name, int(requests), int(used)) for name, requests, used in rows]
+    return [Top(name, int(requests), int(used), spent) for name, requests, used, spent in rows]

@@ -1,8 +1,5 @@
-"""The overview: requests and tokens over time, refusals by reason, top users and models.
-
-Cost (USD), once ledger rows carry it: one more entry in ``CHARTS`` here, over the sum
-added to :data:`~dynaseal.gateway.console.queries.overview.USAGE_SUMS`.
-"""
+"""The overview: requests, tokens and cost over time, refusals by reason, top users and
+models."""
 
 from __future__ import annotations
 
@@ -16,12 +13,14 @@ from dynaseal.gateway.console.pages import TenantPage
 from dynaseal.gateway.console.queries import overview as queries
 from dynaseal.storage.gateway_models import UsageRecord
 from dynaseal.webui.charts import Bucket, Series, stacked_bars
+from dynaseal.webui.formats import number, usd
 
 router = APIRouter()
 
-#: chart id, title, series (stacked bottom-up): what the ledger sums are drawn as.
+#: chart id, title, series (stacked bottom-up), how values are written: what the ledger
+#: sums are drawn as.
 CHARTS = (
-    ("chart-requests", "Requests", (Series("requests", "Requests", "s1"),)),
+    ("chart-requests", "Requests", (Series("requests", "Requests", "s1"),), number),
     (
         "chart-tokens",
         "Tokens",
@@ -29,7 +28,9 @@ CHARTS = (
             Series("prompt_tokens", "Prompt", "s2"),
             Series("completion_tokens", "Completion", "s1"),
         ),
+        number,
     ),
+    ("chart-cost", "Cost (USD)", (Series("cost", "Cost", "s5"),), usd),
 )
 _REFUSAL_COLOURS = ("s4", "s3", "s6", "s2", "s5", "s1", "s7")
 REFUSAL_SERIES = tuple(
@@ -67,7 +68,9 @@ async def overview(page: TenantPage, range: Annotated[str, Query(max_length=8)] 
         )
         for i, start in enumerate(starts)
     ]
-    charts = [stacked_bars(id, title, series, usage_buckets) for id, title, series in CHARTS]
+    charts = [
+        stacked_bars(id, title, series, usage_buckets, fmt=fmt) for id, title, series, fmt in CHARTS
+    ]
     return page.render(
         "overview.html",
         section="overview",
