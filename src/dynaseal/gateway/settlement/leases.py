@@ -3,13 +3,16 @@ runs. The requests in flight (:mod:`.intents`) a process owns are only ever recl
 once its lease has run out, so a replica that is still streaming keeps its own.
 
 A lease runs ``lease_seconds`` past its last renewal and is renewed three times per
-lease; a process that cannot renew it for a whole lease (its database unreachable) may
-see its requests settled as ``interrupted`` by another: the ledger's primary key keeps
-each request to one row whichever settles it first.
+lease. A process cut off from the database for longer than a lease may see its requests
+settled as ``interrupted`` by another that was not (the ledger's primary key keeps each
+request to one row, whichever settles it first); when every process was cut off, none
+reclaims before it has had the database for a whole lease, by which time the live ones
+have renewed theirs (:mod:`.recovery`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -22,6 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dynaseal.storage import Database
 from dynaseal.storage.gateway_models import GatewayProcess, RequestInFlight
 from dynaseal.storage.types import utcnow
+
+log = logging.getLogger("dynaseal.gateway")
 
 
 class ProcessLease:
@@ -55,6 +60,7 @@ class ProcessLease:
             )
 
     async def renew(self) -> None:
+        """Extend the lease; take it again if it ran out and was dropped meanwhile."""
         now = utcnow()
         async with self._db.transaction() as session:
             renewed: CursorResult[Any] = await session.execute(  # type: ignore[assignment]
@@ -62,8 +68,9 @@ class ProcessLease:
                 .where(GatewayProcess.id == self.id)
                 .values(heartbeat_at=now, lease_until=self._until(now))
             )
-            if not renewed.rowcount:
-                raise LookupError(f"the lease of {self.id} is gone")
+        if not renewed.rowcount:
+            log.warning("the lease of %s had run out: taking it again", self.id)
+            await self.take()
 
     async def give_up(self) -> None:
         """At a clean stop, once every request of this process was settled."""

@@ -1,8 +1,8 @@
 """Settling the requests of gateway processes that died mid-answer.
 
 A process takes its lease (:mod:`.leases`) before it serves and renews it while it runs.
-At start-up and at each renewal it reclaims the intents (:mod:`.intents`) whose owner's
-lease ran out: each becomes a request settled as ``interrupted``, charged its
+At each renewal (and at start-up when it is the only process) it reclaims the intents
+(:mod:`.intents`) whose owner's lease ran out: each becomes a request settled as ``interrupted``, charged its
 reservation, written by :func:`.ledger.record` exactly as any settled request — key
 budget booked, ledger row, callback in the outbox. The intents are deleted in the same
 transaction, on the condition that their owner is still not alive, so two processes
@@ -66,12 +66,18 @@ class Recovery:
         self._sole_process = sole_process
         self._task: asyncio.Task[None] | None = None
         self._leased = False
+        # Since when the lease was renewed without a failure (loop time; None: it failed).
+        self._renewed_since: float | None = None
 
     async def start(self) -> None:
-        """Take the lease, settle what dead processes left, then keep watching."""
+        """Take the lease, then settle what dead processes left: at once when this is the
+        only process; else once this one has had the database for a whole lease, so
+        that after an outage every live process renewed its lease first."""
         await self._lease.take()
         self._leased = True
-        await self.reclaim()
+        self._renewed_since = asyncio.get_running_loop().time()
+        if self._sole_process:  # before the first request: budgets are seeded after this
+            await self.reclaim()
         self._task = asyncio.create_task(self._run(), name="dynaseal-lease")
 
     async def stop(self) -> None:
@@ -90,10 +96,15 @@ class Recovery:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._lease.renew_every)
+            now = asyncio.get_running_loop().time()
             try:
                 await self._lease.renew()
-                await self.reclaim()
+                if self._renewed_since is None:
+                    self._renewed_since = now
+                if self._sole_process or now - self._renewed_since >= self._lease.lease_seconds:
+                    await self.reclaim()
             except Exception as exc:  # the database is down: try again at the next turn
+                self._renewed_since = None
                 log.error("could not renew the lease of %s: %s", self._lease.id, exc)
 
     def _orphaned(self) -> ColumnElement[bool]:
