@@ -6,7 +6,8 @@ its ledger commit; its intent is written while the upstream works).
     python -m benchmarks.durability --before HEAD~3 --rounds 3 --duration 2
 
 Both gateways (the ``--before`` revision taken with ``git archive``) run at once on
-SQLite files of their own, in each budget mode in turn, against one fast upstream; the
+SQLite files of their own, in each budget mode in turn, against one fast upstream (which
+also takes their callbacks); the
 load alternates between them round after round (non-streaming chat, 1 and 16
 connections) and the table gives the medians over the rounds and their ratios.
 """
@@ -29,6 +30,7 @@ from pathlib import Path
 from benchmarks.bench import CHAT_PATH, chat_body, mint_load_keys, run_async
 from benchmarks.load import LoadResult, Target, async_load
 from benchmarks.processes import ROOT, Service, Services, free_port, spawn
+from benchmarks.upstream import RELEASE_PATH
 
 _MODES = ("memory", "database")
 _CONNECTIONS = (1, 16)
@@ -68,7 +70,9 @@ def _gateway(
     config = {
         "database_url": f"sqlite:///{home}/gateway.db",
         "upstream_url": upstream,
-        "callback_url": f"http://127.0.0.1:{free_port()}/callback",  # nobody: retried later
+        # A receiver that answers 200 at once (the upstream's release hook: no slow streams
+        # here), so that delivering callbacks costs what it costs when the backend is up.
+        "callback_url": upstream + RELEASE_PATH,
     }
     os.environ["BUDGET_STORE"] = mode  # read by the child's settings
     with _python_path(src):
@@ -89,10 +93,10 @@ def _row(label: str, before: list[LoadResult], after: list[LoadResult]) -> str:
 
     b_rps, a_rps = median(before, "rps"), median(after, "rps")
     b_p50, a_p50 = median(before, "p50_ms"), median(after, "p50_ms")
-    errors = sum(r.errors for r in before + after)
+    errors = f"{sum(r.errors for r in before)}/{sum(r.errors for r in after)}"
     return (
         f"{label:<22} {b_rps:>9.0f} {a_rps:>9.0f} {a_rps / b_rps:>7.2f}x"
-        f" {b_p50:>9.2f} {a_p50:>9.2f} {a_p50 / b_p50:>7.2f}x {errors:>6}"
+        f" {b_p50:>9.2f} {a_p50:>9.2f} {a_p50 / b_p50:>7.2f}x {errors:>12}"
     )
 
 
@@ -107,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{args.before} (before) vs the working tree (after); medians of {args.rounds} rounds")
     print(
         f"{'mode, connections':<22} {'rps bef':>9} {'rps aft':>9} {'ratio':>8}"
-        f" {'p50 bef':>9} {'p50 aft':>9} {'ratio':>8} {'errors':>6}"
+        f" {'p50 bef':>9} {'p50 aft':>9} {'ratio':>8} {'errors b/a':>12}"
     )
     try:
         before_src = _checkout(args.before, workdir)
