@@ -18,7 +18,7 @@ import httpx
 import orjson
 from rich.console import Console
 
-from benchmarks import phases
+from benchmarks import phases, session
 from benchmarks.load import LoadResult, Target, async_load, wrk_load, wrk_path
 from benchmarks.meter import LOAD_EVENT_PREFIX
 from benchmarks.processes import Services, free_port, raise_open_files, sigterm_as_exit
@@ -259,6 +259,8 @@ def measure(bench: Bench, say: Callable[[str], None]) -> dict[str, Any]:
     key_create = bench.key_create(access_token)
     say("relay vs Dynaseal")
     flows = bench.flows(access_token)
+    say(f"a {session.TURNS}-turn session")
+    sessions = session.measure(bench.gateway.url, bench.backend.url, bench.relay.url, LONG_MODEL)
     say(f"{bench.options.open_streams} open streams")
     memory = bench.memory()
     return {
@@ -266,6 +268,7 @@ def measure(bench: Bench, say: Callable[[str], None]) -> dict[str, Any]:
         "streaming": streaming,
         "key_create": key_create,
         "flows": flows,
+        "sessions": sessions,
         "memory": memory,
     }
 

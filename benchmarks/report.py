@@ -8,7 +8,7 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.util import find_spec
 from pathlib import Path
@@ -19,6 +19,7 @@ from rich.table import Table
 
 from benchmarks.load import LoadResult, wrk_path
 from benchmarks.phases import FlowResult, MemoryResult, StreamTimings
+from benchmarks.session import SessionResult, session_table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,6 +39,7 @@ class Results:
     memory: MemoryResult
     flows: dict[str, FlowResult]  # "relay", "dynaseal", "dynaseal_no_content"
     seconds: float
+    sessions: list[SessionResult] = field(default_factory=list)  # relayed first
 
 
 def _cpu_model() -> str:
@@ -247,6 +249,7 @@ def render(console: Console, results: Results) -> None:
         key_create_table(results.key_create),
         memory_table(results.memory),
         flows_table(results.flows),
+        session_table(results.sessions),
     ):
         console.print()
         console.print(table)

@@ -78,9 +78,9 @@ def test_key_create_mints_a_verifiable_key_with_the_policy(
     assert response.status_code == 200, response.text
     key = response.json()
     assert key["model"] == "deepseek-chat" and key["models"] == ["deepseek-chat"]
-    assert key["max_tokens"] == 1000
+    assert key["max_tokens"] == 16_000  # a session's worth (issue 10)
     assert key["expires_at"] == key["expiring"]
-    assert abs(key["expires_at"] - (time.time() + 600)) < 5
+    assert abs(key["expires_at"] - (time.time() + 1800)) < 5
     assert key["base_url"] == key["gateway_url"] + "/v1"
 
     unverified = peek_key(key["token"])
@@ -94,7 +94,7 @@ def test_key_create_mints_a_verifiable_key_with_the_policy(
     )
     assert grant.event_id == key["event_id"]
     assert grant.models == ("deepseek-chat",)
-    assert grant.max_tokens == 1000
+    assert grant.max_tokens == 16_000
     assert grant.expires_at == key["expires_at"]
     assert grant.sub == DEMO_USER_ID
     assert unverified.claims["api-key"] == DEMO_TENANT_ID
@@ -105,7 +105,7 @@ def test_key_create_may_narrow_but_never_widen_the_policy(
 ) -> None:
     narrowed = backend.post("/v1/key/create", headers=client1, json={"max_tokens": 10})
     assert narrowed.status_code == 200 and narrowed.json()["max_tokens"] == 10
-    too_much = backend.post("/v1/key/create", headers=client1, json={"max_tokens": 1001})
+    too_much = backend.post("/v1/key/create", headers=client1, json={"max_tokens": 16_001})
     assert_openai_error(too_much, 403)
     other_model = backend.post("/v1/key/create", headers=client1, json={"model": "gpt-4o"})
     assert_openai_error(other_model, 403)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -179,7 +180,7 @@ def test_daily_quota_caps_keys_then_refuses_with_the_reset_time(
     user = bearer(login(backend, name, "pw")["access_token"])
 
     first = backend.post("/v1/key/create", headers=user).json()
-    assert first["max_tokens"] == 30  # the policy allows 1000 per key, the day only 30
+    assert first["max_tokens"] == 30  # the policy allows 16,000 per key, the day only 30
     yesterday = (datetime.now(UTC) - timedelta(days=1)).isoformat()
     post_signed(backend, usage_payload(first["event_id"], tokens=500, ended_at=yesterday))
     post_signed(backend, usage_payload(first["event_id"], tokens=19))
@@ -220,3 +221,63 @@ def test_without_a_secret_unsigned_callbacks_pass_with_one_warning(
 def test_an_invalid_webhook_secret_is_a_configuration_error() -> None:
     with pytest.raises(ValueError, match="Standard Webhooks secret"):
         BackendSettings(webhook_secret="whsec_%%%")
+
+
+def batch_of(*events: dict[str, Any]) -> dict[str, Any]:
+    """A ``usage.batch`` as the gateway sends it: each event under an id of its own."""
+    return {"type": "usage.batch", "data": [{"id": f"msg_{uuid.uuid4().hex}"} | e for e in events]}
+
+
+def test_a_batch_is_verified_once_and_each_event_stored_once(
+    backend: httpx.Client, admin: dict[str, str]
+) -> None:
+    event_id = f"evt-{uuid.uuid4().hex}"
+    batch = batch_of(*(usage_payload(event_id, tokens=10 + n) for n in range(3)))
+    assert post_signed(backend, batch).json() == {"received": True, "events": 3, "duplicates": 0}
+    stored = usage_of(backend, admin, event_id)
+    assert sorted(e["delivery_id"] for e in stored["data"]) == sorted(
+        e["id"] for e in batch["data"]
+    )
+    assert stored["total_tokens"] == 33 and all(e["signature_verified"] for e in stored["data"])
+
+    # Sent again (a retried batch under a new webhook-id), or one event re-sent alone under
+    # its own id: acknowledged, never counted twice.
+    again = post_signed(backend, batch).json()
+    assert again == {"received": True, "events": 3, "duplicates": 3}
+    first = batch["data"][0]
+    alone = post_signed(backend, usage_payload(event_id), msg_id=first["id"]).json()
+    assert alone == {"received": True, "duplicate": True}
+    assert usage_of(backend, admin, event_id)["total_tokens"] == 33
+
+
+def test_a_forged_or_malformed_batch_is_refused_whole(
+    backend: httpx.Client, admin: dict[str, str]
+) -> None:
+    event_id = f"evt-{uuid.uuid4().hex}"
+    batch = batch_of(usage_payload(event_id), usage_payload(event_id))
+    assert_openai_error(post_signed(backend, batch, secret=OTHER_SECRET), 401)
+    no_id = {"type": "usage.batch", "data": [usage_payload(event_id)]}
+    bad_event = batch_of(usage_payload(event_id), {"event_id": event_id, "tokens": -1})
+    for body in (no_id, bad_event, {"type": "usage.batch", "data": {"id": "x"}}):
+        assert_openai_error(post_signed(backend, body), 400)
+    assert usage_of(backend, admin, event_id)["data"] == []
+
+
+def test_a_gzip_compressed_batch_is_verified_over_its_json(
+    backend: httpx.Client, admin: dict[str, str]
+) -> None:
+    event_id = f"evt-{uuid.uuid4().hex}"
+    body = orjson.dumps(batch_of(usage_payload(event_id), usage_payload(event_id)))
+    headers = signed_headers(DEMO_WEBHOOK_SECRET, body, f"msg_{uuid.uuid4().hex}")
+    gzipped = {**headers, "content-encoding": "gzip"}
+    sent = backend.post("/v1/callback/usage", content=gzip.compress(body), headers=gzipped)
+    assert sent.json() == {"received": True, "events": 2, "duplicates": 0}
+    assert len(usage_of(backend, admin, event_id)["data"]) == 2
+
+    brotli = {**headers, "content-encoding": "br"}
+    assert_openai_error(backend.post("/v1/callback/usage", content=body, headers=brotli), 415)
+    broken = gzip.compress(body)[:-12]
+    cut = backend.post("/v1/callback/usage", content=broken, headers=gzipped)
+    assert_openai_error(cut, 400)
+    bomb = gzip.compress(b" " * (9 * 1024 * 1024))  # 9 MiB of blanks in ~9 KiB
+    assert_openai_error(backend.post("/v1/callback/usage", content=bomb, headers=gzipped), 413)

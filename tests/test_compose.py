@@ -34,9 +34,30 @@ def project() -> dict[str, Any]:
 
 
 def test_the_file_is_valid_compose(project: dict[str, Any]) -> None:
-    assert {"postgres", "redis", "migrate", "gateway-1", "gateway-2", "backend"} <= set(
-        project["services"]
+    assert {
+        "postgres",
+        "redis",
+        "migrate",
+        "gateway-1",
+        "gateway-2",
+        "callback-worker",
+        "backend",
+    } <= set(project["services"])
+
+
+def test_callbacks_are_sent_by_a_worker_service_of_their_own(project: dict[str, Any]) -> None:
+    services = project["services"]
+    for name in ("gateway-1", "gateway-2"):
+        assert services[name]["environment"]["CALLBACK_DELIVERY"] == "external", name
+    worker = services["callback-worker"]
+    assert worker["command"] == ["dynaseal", "gateway", "worker"]
+    assert (
+        worker["environment"]["DATABASE_URL"]
+        == services["gateway-1"]["environment"]["DATABASE_URL"]
     )
+    assert worker["environment"]["SECRET_KEY"] == REQUIRED["SECRET_KEY"]  # unseals secrets
+    assert worker["restart"] == "unless-stopped"
+    assert worker["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
 
 @pytest.mark.parametrize("missing", sorted(REQUIRED))

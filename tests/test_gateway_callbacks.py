@@ -249,24 +249,26 @@ def test_content_and_prompt_in_callbacks_are_the_tenants_choice(
 ) -> None:
     tenant = new_tenant(gateway, sink.url)
     me = httpx.get(gateway.url + "/v1/user/me", headers=tenant.auth).json()
-    assert me["callback_include_content"] is True and me["callback_include_prompt"] is False
-    key = tenant.key()
-    client(gateway, key).chat.completions.create(model=DEMO_MODEL, messages=MESSAGES)
-    [default] = sink.wait_for(1, event_id=event_of(key))
-    assert default["content"] and "messages" not in default
-
-    changed = httpx.patch(
-        gateway.url + "/v1/user/me",
-        headers=tenant.auth,
-        json={"callback_include_content": False, "callback_include_prompt": True},
-    ).json()
-    assert changed["callback_include_content"] is False
-    assert changed["callback_include_prompt"] is True
+    # A new tenant's usage reports carry no end user's text unless it asks for it.
+    assert me["callback_include_content"] is False and me["callback_include_prompt"] is False
     key = tenant.key()
     client(gateway, key).chat.completions.create(model=DEMO_MODEL, messages=MESSAGES)
     [private] = sink.wait_for(1, event_id=event_of(key))
     assert private["content"] is None and private["tokens"] == 19
-    assert private["messages"] == MESSAGES
+    assert "messages" not in private
+
+    changed = httpx.patch(
+        gateway.url + "/v1/user/me",
+        headers=tenant.auth,
+        json={"callback_include_content": True, "callback_include_prompt": True},
+    ).json()
+    assert changed["callback_include_content"] is True
+    assert changed["callback_include_prompt"] is True
+    key = tenant.key()
+    client(gateway, key).chat.completions.create(model=DEMO_MODEL, messages=MESSAGES)
+    [full] = sink.wait_for(1, event_id=event_of(key))
+    assert full["content"] == "w0 w1 w2 w3 w4 w5 w6 w7 "
+    assert full["messages"] == MESSAGES
 
 
 def test_test_event_and_deliveries_are_only_the_owners(

@@ -95,4 +95,4 @@ def test_a_profile_update_that_changes_nothing_is_refused(
     assert response.status_code == 400, response.text
     assert response.json()["error"]["type"] == "invalid_request_error"
     me = httpx.get(gateway.url + "/v1/user/me", headers=tenant.auth).json()
-    assert me["rate_limits"] == {"key_rpm": 5} and me["callback_include_content"] is True
+    assert me["rate_limits"] == {"key_rpm": 5} and me["callback_include_content"] is False

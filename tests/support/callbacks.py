@@ -3,6 +3,7 @@ sign and verify callbacks the Standard Webhooks way."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 import time
@@ -46,6 +47,8 @@ class CallbackSink:
 
     async def _receive(self, request: Request) -> JSONResponse:
         body = await request.body()
+        if request.headers.get("content-encoding") == "gzip":  # a usage.batch
+            body = gzip.decompress(body)
         got = Received(dict(request.headers), body, json.loads(body))
         with self._lock:
             if self.fail_next > 0:

@@ -112,38 +112,72 @@ def record_issued_key(session: AsyncSession, minted: MintedKey, user_id: str) ->
     )
 
 
-async def store_callback(
-    db: Database, delivery_id: str, payload: UsagePayload, *, signature_verified: bool
-) -> bool:
-    """Store one delivery; ``False`` when this delivery id was stored before."""
+async def store_callbacks(
+    db: Database, events: Sequence[tuple[str, UsagePayload]], *, signature_verified: bool
+) -> int:
+    """Store each ``(delivery id, payload)`` not stored before, in one transaction;
+    returns how many were new. A delivery id seen before (a retried delivery, an event
+    re-sent alone after its batch) is skipped, never counted twice."""
     try:
         async with db.transaction() as session:
-            if await session.get(UsageCallback, delivery_id) is not None:
-                return False
-            issued = await session.get(IssuedKey, payload.event_id)
-            session.add(
-                UsageCallback(
-                    delivery_id=delivery_id,
-                    event_id=payload.event_id,
-                    user_id=issued.user_id if issued else None,
-                    tokens=payload.tokens,
-                    # A callback that does not say counts all its tokens as generated.
-                    completion_tokens=min(
-                        payload.tokens,
-                        payload.tokens
-                        if payload.completion_tokens is None
-                        else payload.completion_tokens,
-                    ),
-                    cost=payload.cost,
-                    content=payload.content,
-                    payload=payload.model_dump(mode="json"),
-                    occurred_at=payload.ended_at or datetime.now(UTC),
-                    signature_verified=signature_verified,
-                )
-            )
-    except IntegrityError:  # a concurrent delivery of the same id won the insert
-        return False
-    return True
+            return await _store(session, events, signature_verified)
+    except IntegrityError:  # a concurrent delivery stored some of them first: one by one
+        stored = 0
+        for event in events:
+            try:
+                async with db.transaction() as session:
+                    stored += await _store(session, [event], signature_verified)
+            except IntegrityError:
+                pass
+        return stored
+
+
+async def _store(
+    session: AsyncSession, events: Sequence[tuple[str, UsagePayload]], signature_verified: bool
+) -> int:
+    ids = {delivery_id for delivery_id, _ in events}
+    seen = set(
+        await session.scalars(
+            select(UsageCallback.delivery_id).where(UsageCallback.delivery_id.in_(ids))
+        )
+    )
+    keys = {payload.event_id for _, payload in events}
+    owners = {
+        event_id: user_id
+        for event_id, user_id in await session.execute(
+            select(IssuedKey.event_id, IssuedKey.user_id).where(IssuedKey.event_id.in_(keys))
+        )
+    }
+    stored = 0
+    for delivery_id, payload in events:
+        if delivery_id in seen:
+            continue
+        seen.add(delivery_id)
+        owner = owners.get(payload.event_id)
+        session.add(_usage_row(delivery_id, payload, owner, signature_verified))
+        stored += 1
+    return stored
+
+
+def _usage_row(
+    delivery_id: str, payload: UsagePayload, user_id: str | None, signature_verified: bool
+) -> UsageCallback:
+    return UsageCallback(
+        delivery_id=delivery_id,
+        event_id=payload.event_id,
+        user_id=user_id,
+        tokens=payload.tokens,
+        # A callback that does not say counts all its tokens as generated.
+        completion_tokens=min(
+            payload.tokens,
+            payload.tokens if payload.completion_tokens is None else payload.completion_tokens,
+        ),
+        cost=payload.cost,
+        content=payload.content,
+        payload=payload.model_dump(mode="json"),
+        occurred_at=payload.ended_at or datetime.now(UTC),
+        signature_verified=signature_verified,
+    )
 
 
 #: What the daily quotas count of a callback, and the budget of a key that bounds it.

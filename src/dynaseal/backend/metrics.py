@@ -32,8 +32,9 @@ class BackendMetrics(ServiceMetrics):
             "dynaseal_backend_keys_minted_total", "Dynamic keys minted for end users."
         )
 
-    def callback_received(self, outcome: CallbackOutcome) -> None:
-        self._callbacks[outcome].inc()
+    def callback_received(self, outcome: CallbackOutcome, events: int = 1) -> None:
+        """``events``: a batch counts each usage event it carries."""
+        self._callbacks[outcome].inc(events)
 
     def key_minted(self) -> None:
         self._keys.inc()

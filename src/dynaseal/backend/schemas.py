@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, NonNegativeInt
 
@@ -112,6 +112,24 @@ class UsagePayload(BaseModel):
     status: str | None = None
     type: str | None = None
     ended_at: AwareDatetime | None = None
+
+
+class BatchedUsage(UsagePayload):
+    """One usage event inside a ``usage.batch``: its own id, for de-duplication."""
+
+    id: Identifier
+
+
+#: A gateway batches at most 1,000 events (``callback_batch_max``).
+MAX_BATCH_EVENTS = 1000
+BATCH_TYPE = "usage.batch"
+
+
+class UsageBatch(BaseModel):
+    """The gateway's ``usage.batch``: many usage events in one signed delivery."""
+
+    type: Literal["usage.batch"]
+    data: Annotated[list[BatchedUsage], Field(max_length=MAX_BATCH_EVENTS)]
 
 
 class UsageEntry(BaseModel):

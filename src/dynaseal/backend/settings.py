@@ -41,12 +41,15 @@ class BackendSettings(ServiceSettings):
     # The policy of users who have none of their own.
     default_models: TextList = ["deepseek-chat"]
     #: A key's ``max_tokens``: the tokens it may have generated, over all its requests.
-    key_budget_tokens: PositiveInt = 1000
+    #: Sized for a session (issue 10): 20 turns of ~300-word answers fit one key, where
+    #: the old 1,000 had a device mint a new key every second turn. A leaked key still
+    #: buys little, for half an hour at most.
+    key_budget_tokens: PositiveInt = 16_000
     #: A key's ``max_total_tokens`` (prompt + generated) and ``max_cost`` (USD, a decimal
     #: string, at the gateway's prices); 0 means the key carries none.
     key_total_tokens: NonNegativeInt = 0
     key_max_cost: UsdIn = Decimal(0)
-    key_lifetime_seconds: PositiveInt = 600
+    key_lifetime_seconds: PositiveInt = 1800
     #: Generated tokens a user may use per UTC day; 0 means unlimited. The unspent budget
     #: of the user's live keys counts as used, so keys minted in advance cannot outrun it.
     user_daily_token_quota: NonNegativeInt = 0

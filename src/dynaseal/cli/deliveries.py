@@ -70,7 +70,7 @@ def _print_delivery(delivery: dict[str, Any]) -> None:
 def list_deliveries(
     ctx: typer.Context,
     status: Annotated[
-        str | None, typer.Option(help="Only these: pending, delivered, failed or disabled.")
+        str | None, typer.Option(help="Only these: pending, delivered, failed, disabled, batched.")
     ] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
 ) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from dynaseal import __version__
-from dynaseal.cli import admin, deliveries
+from dynaseal.cli import admin, deliveries, delivery_worker
 from dynaseal.cli.chat import chat
 from dynaseal.cli.demo import demo
 from dynaseal.cli.schema import migrate_command
@@ -33,6 +33,7 @@ for _name, _serve in (("gateway", gateway), ("backend", backend)):
     _service.command("migrate")(migrate_command(_name))
     app.add_typer(_service, name=_name)
 _services["backend"].command("create-user")(create_user)
+_services["gateway"].command("worker")(delivery_worker.worker)
 app.command(no_args_is_help=True)(chat)
 app.add_typer(deliveries.app, name="deliveries")
 app.add_typer(admin.app, name="admin")

@@ -16,12 +16,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from dynaseal.cli.delivery_worker import WorkerProcess, starts_worker
 from dynaseal.cli.options import DatabaseUrl, Flag
 from dynaseal.cli.output import fail
 from dynaseal.cli.schema import database_job_or_exit
 
 if TYPE_CHECKING:
     import socket
+
+    from dynaseal.gateway.settings import GatewaySettings
 
 log = logging.getLogger("dynaseal")
 
@@ -121,6 +124,25 @@ def gateway(
         settings.database_url,
         lambda: gateway_app.prepare(settings, demo=demo_data),
     )
+    delivery = None
+    if starts_worker(settings):  # the serving processes only queue callbacks
+        settings = settings.model_copy(update={"callback_delivery": "external"})
+        os.environ["CALLBACK_DELIVERY"] = "external"
+        delivery = WorkerProcess(settings, log_level, demo=demo_data)
+        delivery.start()
+    try:
+        _serve_gateway(settings, sock, log_level, workers=workers, demo_data=demo_data)
+    finally:
+        if delivery is not None:
+            delivery.stop()
+
+
+def _serve_gateway(
+    settings: GatewaySettings, sock: socket.socket, log_level: str, *, workers: int, demo_data: bool
+) -> None:
+    from dynaseal.core import metrics_processes
+    from dynaseal.gateway import app as gateway_app
+
     app: Any
     if workers == 1:
         app = gateway_app.create_app(settings, demo=demo_data, prepared=True)

@@ -36,6 +36,7 @@ async def load_demo_tenant(db: Database, box: SecretsBox, callback_url: str | No
                 email=DEMO_TENANT_EMAIL,
                 password_hash=DEMO_TENANT_PASSWORD_HASH,
                 callback_url=callback_url or DEMO_CALLBACK_URL,
+                include_content=True,  # the original's callbacks carried the text
             )
         elif callback_url is not None:
             tenant.callback_url = callback_url

@@ -20,7 +20,7 @@ from dynaseal.gateway.budget.database import SqlBudget
 from dynaseal.gateway.budget.memory import MemoryBudget
 from dynaseal.gateway.budget.redis import RedisBudget
 from dynaseal.gateway.budget.store import BudgetStore
-from dynaseal.gateway.callbacks.delivery import DeliveryWorker
+from dynaseal.gateway.callbacks.delivery import NO_WATCHER, DeliveryWorker, delivers_inline
 from dynaseal.gateway.callbacks.url_policy import CallbackPolicy
 from dynaseal.gateway.exclusive import ExclusiveUse
 from dynaseal.gateway.metrics import GatewayMetrics, MeasuredUpstream
@@ -114,17 +114,14 @@ class GatewayServices:
             allow_loopback=allow_loopback or settings.allow_loopback_callbacks,
             allow_private=settings.allow_private_callbacks,
         )
-        delivery = DeliveryWorker(
-            db,
-            box,
-            policy,
-            timeout=settings.callback_timeout_seconds,
-            metrics=metrics,
-            retry_schedule=settings.callback_retry_schedule_seconds,
-            gather_seconds=settings.callback_gather_seconds,
-        )
+        delivery = DeliveryWorker.for_settings(settings, db, box, policy, metrics)
+        watcher = delivery if delivers_inline(settings) else NO_WATCHER
         ledger = LedgerWriter(
-            db, budget, delivery, metrics, gather_seconds=settings.ledger_gather_seconds
+            db,
+            budget,
+            watcher,
+            metrics,
+            gather_seconds=settings.ledger_gather_seconds,
         )
         lease = ProcessLease(db, settings.process_lease_seconds)
         return cls(
@@ -155,7 +152,7 @@ class GatewayServices:
             callback_policy=policy,
             ledger=ledger,
             recovery=Recovery(
-                db, budget, lease, delivery, metrics, sole_process=exclusive is not None
+                db, budget, lease, watcher, metrics, sole_process=exclusive is not None
             ),
             exclusive=exclusive,
             prices=prices,
@@ -170,7 +167,8 @@ class GatewayServices:
         if self.exclusive is not None:
             self.exclusive.acquire()
         self.ledger.start()
-        self.delivery.start()
+        if delivers_inline(self.settings):
+            self.delivery.start()
         self.refusals.start()
         await self.recovery.start()
 

@@ -98,6 +98,16 @@ class GatewaySettings(ServiceSettings):
     #: requests in flight of a process whose lease ran out (it died) are settled by
     #: another as ``interrupted``, charged their reservation.
     process_lease_seconds: float = Field(default=30.0, ge=0.3)
+    #: Who sends the callbacks from the outbox. ``worker``: a process of its own,
+    #: ``dynaseal gateway worker``, which ``dynaseal gateway`` starts beside the serving
+    #: processes; ``external``: such a worker runs elsewhere (its own container, scaled on
+    #: its own), the serving processes only queue; ``inline``: each serving process sends
+    #: on its own event loop (tests, an app embedded in another program). ``auto``:
+    #: ``worker`` under ``dynaseal gateway``, ``inline`` for an app built in-process.
+    callback_delivery: Literal["auto", "inline", "worker", "external"] = "auto"
+    #: How often a delivery loop looks for due callbacks it was not told about (a
+    #: worker process is never told: it polls).
+    callback_poll_seconds: float = Field(default=0.5, gt=0, le=60)
     #: How long start-up waits for the database and Redis before giving up.
     startup_timeout_seconds: PositiveFloat = 60.0
     #: On SIGTERM, how long in-flight requests (streams) may take to finish.

@@ -47,7 +47,10 @@ async def create_tenant(
     callback_url: str | None = None,
     is_admin: bool = False,
     tenant_id: str | None = None,
+    include_content: bool = False,
 ) -> Tenant:
+    """``include_content``: whether callbacks carry the generated text (the demo tenant
+    keeps the original's behaviour; others opt in, since it is an end user's text)."""
     # Usernames and emails are one namespace: login takes either in the same field.
     names = [username] if email is None else [username, email]
     taken = await session.scalar(
@@ -67,6 +70,7 @@ async def create_tenant(
         callback_url=callback_url,
         is_admin=is_admin,
         total_tokens=0,
+        callback_include_content=include_content,
     )
     session.add(tenant)
     try:

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, MetaData, String, Text
+from sqlalchemy import JSON, Float, ForeignKey, Index, LargeBinary, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from dynaseal.storage.console_sessions import ConsoleSessionColumns
@@ -52,8 +52,14 @@ class Tenant(GatewayBase):
     webhook_secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     previous_webhook_secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     previous_webhook_secret_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    callback_include_content: Mapped[bool] = mapped_column(default=True)
+    #: Off for tenants created since issue 10 (the demo tenant keeps it on): usage
+    #: reports carry no end user's text unless the tenant asks for it.
+    callback_include_content: Mapped[bool] = mapped_column(default=False)
     callback_include_prompt: Mapped[bool] = mapped_column(default=False)
+    #: 0: one callback per request. Above 0: the tenant's usage events are gathered for
+    #: up to this many seconds (at most ``callback_batch_max``) into one ``usage.batch``.
+    callback_batch_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    callback_batch_max: Mapped[int] = mapped_column(default=100, server_default="100")
     #: Set when the endpoint answered 410 Gone: callbacks wait (status "disabled") until
     #: the tenant sets its callback URL again.
     callback_disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -212,7 +218,12 @@ class CallbackDelivery(GatewayBase):
     request_id: Mapped[str | None] = mapped_column(String(64))
     url: Mapped[str] = mapped_column(String(2048))
     payload: Mapped[str] = mapped_column(Text)
+    #: pending, delivered, failed, disabled; or batched: sent inside the ``usage.batch``
+    #: delivery ``batch_id``, whose status says how that went.
     status: Mapped[str] = mapped_column(String(16), default="pending")
+    #: A batch's row: how many usage events its payload carries (None: one, unbatched).
+    events: Mapped[int | None] = mapped_column()
+    batch_id: Mapped[str | None] = mapped_column(String(64), index=True)
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

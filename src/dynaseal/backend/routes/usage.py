@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
+import orjson
 from fastapi import APIRouter, Query, Request
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from dynaseal.backend import crud
+from dynaseal.backend import callback_body, crud
 from dynaseal.backend.deps import CurrentUser, DatabaseDep, VerifierDep
 from dynaseal.backend.metrics import BackendMetrics
-from dynaseal.backend.schemas import UsageEntry, UsageList, UsagePayload
+from dynaseal.backend.schemas import BATCH_TYPE, UsageBatch, UsageEntry, UsageList, UsagePayload
 from dynaseal.core.errors import APIError, bad_request
 
 router = APIRouter(tags=["usage"])
 log = logging.getLogger("dynaseal.backend")
+M = TypeVar("M", bound=BaseModel)
 
 
 def delivery_id(request: Request, payload: UsagePayload) -> str:
@@ -27,44 +29,68 @@ def delivery_id(request: Request, payload: UsagePayload) -> str:
 @router.post("/callback/usage")
 async def usage_callback(
     request: Request, db: DatabaseDep, verifier: VerifierDep
-) -> dict[str, bool]:
-    """Verified, then stored once per ``webhook-id``: a retried or replayed delivery is
-    acknowledged (so the gateway stops) but never counted twice."""
+) -> dict[str, Any]:
+    """Verified once per delivery, then stored once per event: a single callback under
+    its ``webhook-id``, each event of a ``usage.batch`` under its own ``id``. A retried
+    or replayed delivery is acknowledged (so the gateway stops) but never counted twice."""
     # The raw body is read here (not by FastAPI) because the signature covers the exact
     # bytes the gateway signed.
     metrics: BackendMetrics = request.app.state.metrics
-    body = await request.body()
+    limit = request.app.state.settings.max_callback_bytes
+    body = callback_body.decoded(await request.body(), request.headers, limit)
     try:
         verified = verifier.verify(body, request.headers)
     except APIError:
         metrics.callback_received("invalid_signature")
         raise
-    try:
-        payload = UsagePayload.model_validate_json(body)
-    except ValidationError as exc:
-        metrics.callback_received("malformed")
-        first = exc.errors()[0]
-        param = ".".join(str(p) for p in first["loc"]) or None
-        raise bad_request(f"malformed usage callback: {first['msg']}", param) from None
-    if payload.type == "test":
-        metrics.callback_received("test")
-        log.info("test callback received: event_id=%s", payload.event_id)
-        return {"received": True, "test": True}
-    stored = await crud.store_callback(
-        db, delivery_id(request, payload), payload, signature_verified=verified
-    )
-    metrics.callback_received("stored" if stored else "duplicate")
-    if not stored:
-        return {"received": True, "duplicate": True}
+    parsed = _json(body, metrics)
+    batch = isinstance(parsed, dict) and parsed.get("type") == BATCH_TYPE
+    if batch:
+        events: list[tuple[str, UsagePayload]] = [
+            (event.id, event) for event in _valid(UsageBatch, parsed, metrics).data
+        ]
+    else:
+        payload = _valid(UsagePayload, parsed, metrics)
+        if payload.type == "test":
+            metrics.callback_received("test")
+            log.info("test callback received: event_id=%s", payload.event_id)
+            return {"received": True, "test": True}
+        events = [(delivery_id(request, payload), payload)]
+    stored = await crud.store_callbacks(db, events, signature_verified=verified)
+    metrics.callback_received("stored", stored)
+    metrics.callback_received("duplicate", len(events) - stored)
     # Never the content: it is an end user's conversation (GET /usage shows it to them).
     log.info(
-        "usage callback: event_id=%s tokens=%d status=%s signature=%s",
-        payload.event_id,
-        payload.tokens,
-        payload.status,
+        "usage callback: %d event(s), %d new, tokens=%d, signature=%s",
+        len(events),
+        stored,
+        sum(payload.tokens for _, payload in events),
         "verified" if verified else "unchecked",
     )
-    return {"received": True}
+    if batch:
+        return {"received": True, "events": len(events), "duplicates": len(events) - stored}
+    return {"received": True} if stored else {"received": True, "duplicate": True}
+
+
+def _malformed(metrics: BackendMetrics, message: str, param: str | None = None) -> APIError:
+    metrics.callback_received("malformed")
+    return bad_request(f"malformed usage callback: {message}", param)
+
+
+def _json(body: bytes, metrics: BackendMetrics) -> object:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise _malformed(metrics, "the body is not JSON") from None
+
+
+def _valid(model: type[M], parsed: object, metrics: BackendMetrics) -> M:
+    try:
+        return model.model_validate(parsed)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(p) for p in first["loc"]) or None
+        raise _malformed(metrics, first["msg"], param) from None
 
 
 @router.get("/usage")

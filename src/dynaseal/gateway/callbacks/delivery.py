@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from dynaseal.core import tracing
-from dynaseal.gateway.callbacks import outbox
+from dynaseal.gateway.callbacks import batches, outbox
 from dynaseal.gateway.callbacks.outbox import Attempt, Claimed
 from dynaseal.gateway.callbacks.retry import DEFAULT_RETRY_SCHEDULE, RetryPolicy
 from dynaseal.gateway.callbacks.sender import CallbackSender
@@ -26,6 +26,7 @@ from dynaseal.storage import Database
 
 if TYPE_CHECKING:
     from dynaseal.gateway.metrics import GatewayMetrics
+    from dynaseal.gateway.settings import GatewaySettings
 
 log = logging.getLogger("dynaseal.gateway.delivery")
 
@@ -61,6 +62,21 @@ def _log(attempt: Attempt) -> None:
         )
 
 
+def delivers_inline(settings: GatewaySettings) -> bool:
+    """Whether the serving process sends callbacks itself (else a worker process does)."""
+    return settings.callback_delivery in ("auto", "inline")
+
+
+class _NoWatcher:
+    """The ledger's watcher when another process delivers: it polls, nobody tells it."""
+
+    def notify(self) -> None:
+        pass
+
+
+NO_WATCHER = _NoWatcher()
+
+
 class DeliveryWorker:
     def __init__(
         self,
@@ -87,6 +103,26 @@ class DeliveryWorker:
         self._gather_seconds = gather_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def for_settings(
+        cls,
+        settings: GatewaySettings,
+        db: Database,
+        box: SecretsBox,
+        policy: CallbackPolicy,
+        metrics: GatewayMetrics,
+    ) -> DeliveryWorker:
+        return cls(
+            db,
+            box,
+            policy,
+            timeout=settings.callback_timeout_seconds,
+            metrics=metrics,
+            retry_schedule=settings.callback_retry_schedule_seconds,
+            poll_seconds=settings.callback_poll_seconds,
+            gather_seconds=settings.callback_gather_seconds,
+        )
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="dynaseal-callback-delivery")
@@ -123,8 +159,11 @@ class DeliveryWorker:
             self._wake.clear()
 
     async def deliver_due(self) -> int:
-        """Claim and send every due row once, then record every outcome in one
-        transaction; returns how many were attempted."""
+        """Gather the batches that are due, claim and send every due row once, then
+        record every outcome in one transaction; returns how many were attempted."""
+        next_batch = await batches.gather_due(self._db)
+        if next_batch is not None:
+            self._wake_in(next_batch)
         claimed = await outbox.claim_due(self._db, self._box, claim_for=self._claim, limit=_BATCH)
         if claimed:
             attempts = await asyncio.gather(*(self._attempt(row) for row in claimed))

@@ -1,6 +1,7 @@
 """The callback outbox: every query on its rows. Settlement and tenants queue callbacks,
 list and show deliveries with their attempts and re-send one; the delivery loop
-(:mod:`.delivery`) claims the due rows and records each attempt.
+(:mod:`.delivery`) claims the due rows and records each attempt (:mod:`.batches`
+gathers a batching tenant's rows into one delivery first).
 
 A claim expires, so a crashed worker's rows are picked up again; ``SKIP LOCKED`` on
 PostgreSQL keeps two workers off the same row. Rows live in the database, so what is
@@ -87,8 +88,10 @@ async def attempts_of(session: AsyncSession, delivery_id: str) -> Sequence[Callb
 
 def resend(row: CallbackDelivery, callback_url: str | None) -> None:
     """Send again now, with a fresh retry schedule, to the tenant's current URL (it may
-    have been fixed since). The webhook-id stays, so a receiver that got it ignores it."""
+    have been fixed since). The webhook-id stays, so a receiver that got it ignores it.
+    An event that went in a batch goes out again alone, or in the tenant's next batch."""
     row.url = callback_url or row.url
+    row.batch_id = None
     row.status = "pending"
     row.attempts = 0
     row.next_attempt_at = utcnow()
@@ -130,6 +133,8 @@ class Claimed:
     payload: str
     attempts: int
     secrets: list[str]
+    #: A ``usage.batch``: how many events it carries (None: a single callback).
+    events: int | None = None
 
 
 async def claim_due(
@@ -141,6 +146,7 @@ async def claim_due(
         rows = list(
             await session.scalars(
                 select(CallbackDelivery)
+                .outerjoin(Tenant, Tenant.id == CallbackDelivery.tenant_id)
                 .where(
                     CallbackDelivery.status == "pending",
                     CallbackDelivery.next_attempt_at <= now,
@@ -148,10 +154,16 @@ async def claim_due(
                         CallbackDelivery.claimed_until.is_(None),
                         CallbackDelivery.claimed_until < now,
                     ),
+                    # A batching tenant's events wait for their batch (:mod:`.batches`).
+                    or_(
+                        CallbackDelivery.events.is_not(None),
+                        Tenant.callback_batch_seconds.is_(None),
+                        Tenant.callback_batch_seconds <= 0,
+                    ),
                 )
                 .order_by(CallbackDelivery.next_attempt_at)
                 .limit(limit)
-                .with_for_update(skip_locked=True)
+                .with_for_update(of=CallbackDelivery, skip_locked=True)
             )
         )
         if not rows:
@@ -162,7 +174,15 @@ async def claim_due(
         for row in rows:
             row.claimed_until = now + claim_for
         return [
-            Claimed(r.id, r.tenant_id, r.url, r.payload, r.attempts, secrets.get(r.tenant_id, []))
+            Claimed(
+                r.id,
+                r.tenant_id,
+                r.url,
+                r.payload,
+                r.attempts,
+                secrets.get(r.tenant_id, []),
+                r.events,
+            )
             for r in rows
         ]
 

@@ -98,7 +98,7 @@ class PinnedSession:
 
     @asynccontextmanager
     async def post(
-        self, url: str, *, data: str, headers: Mapping[str, str]
+        self, url: str, *, data: bytes, headers: Mapping[str, str]
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         target = checked_target(url, self._policy)
         async with self._client().post(

@@ -18,8 +18,9 @@ from typing import Literal
 #: 10 h, 10 h) stretched by two daily retries, so a receiver may be down ~3 days (75.6 h).
 DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0, 86400.0, 86400.0)
 
-#: A row's status in the outbox (``CallbackDelivery.status``).
-DeliveryStatus = Literal["pending", "delivered", "failed", "disabled"]
+#: A row's status in the outbox (``CallbackDelivery.status``); ``batched``: sent inside
+#: a ``usage.batch`` delivery (:mod:`.batches`), never by an attempt of its own.
+DeliveryStatus = Literal["pending", "delivered", "failed", "disabled", "batched"]
 
 
 class Outcome(enum.Enum):

@@ -4,6 +4,11 @@ through the pinned, policy-checked session (:mod:`.pinned`).
 ``webhook-id`` is the outbox row's id, the same on every retry, so receivers can
 de-duplicate. The whole exchange is bounded in time and the answer's body is never read.
 
+A ``usage.batch`` goes gzip-compressed (``content-encoding: gzip``): its events repeat
+the same fields, so it shrinks several times, and what the tenant's backend receives is
+what issue 10 counts. The signature covers the JSON, as for every callback: a receiver
+decompresses, then verifies. Single callbacks stay exactly as the original sent them.
+
 The attempt log is the tenant's to read, and a tenant picks the URL: read as a port
 scanner it must say nothing about the gateway's network. So it tells only coarse
 categories — an HTTP status, no answer in time, could not connect, or refused — and a
@@ -14,6 +19,7 @@ timing. The particulars (addresses, errors) go to the operator's log only.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import time
 from datetime import UTC, datetime
 
@@ -65,6 +71,8 @@ class CallbackSender:
             "webhook-id": delivery.id,
             "webhook-timestamp": str(int(sent_at.timestamp())),
         }
+        if delivery.events is not None:
+            headers["content-encoding"] = "gzip"
         if delivery.secrets:
             headers["webhook-signature"] = webhook_secrets.signature_header(
                 delivery.secrets, delivery.id, sent_at, delivery.payload
@@ -73,6 +81,9 @@ class CallbackSender:
 
     async def send(self, delivery: Claimed) -> AttemptResult:
         headers = self._headers(delivery)
+        body = delivery.payload.encode()
+        if delivery.events is not None:
+            body = gzip.compress(body, mtime=0)
         started = time.monotonic()
         status_code: int | None = None
         retry_after: float | None = None
@@ -82,7 +93,7 @@ class CallbackSender:
             # bytes cannot hold the row. Its answer body is never read.
             async with (
                 asyncio.timeout(self.timeout),
-                self._http.post(delivery.url, data=delivery.payload, headers=headers) as r,
+                self._http.post(delivery.url, data=body, headers=headers) as r,
             ):
                 status_code = r.status
                 retry_after = retry_after_seconds(r.headers.get("retry-after"), datetime.now(UTC))

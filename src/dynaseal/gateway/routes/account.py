@@ -24,6 +24,11 @@ from dynaseal.storage.gateway_models import Tenant
 
 router = APIRouter(tags=["tenant account"])
 
+#: A batch waits at most an hour and carries at most 1,000 events (its body stays
+#: well under a receiver's usual request size limit).
+MAX_BATCH_SECONDS = 3600
+MAX_BATCH_EVENTS = 1000
+
 RateLimitName = Literal[
     "key_rpm",
     "key_tpm",
@@ -72,6 +77,8 @@ class TenantOut(BaseModel):
     callback_url: str | None
     callback_include_content: bool
     callback_include_prompt: bool
+    callback_batch_seconds: float
+    callback_batch_max: int
     rate_limits: dict[str, int] | None
     key_defaults: KeyDefaultsIO
     #: The tenant's own prices, USD per million tokens, over the gateway's table.
@@ -111,6 +118,10 @@ class TenantUpdate(BaseModel):
     #: Whether callbacks carry the generated text / the request's messages.
     callback_include_content: bool = True
     callback_include_prompt: bool = False
+    #: 0: one callback per request. Above 0: usage events are gathered for up to this
+    #: many seconds, and at most ``callback_batch_max`` of them, into one ``usage.batch``.
+    callback_batch_seconds: float = Field(default=0.0, ge=0, le=MAX_BATCH_SECONDS, strict=True)
+    callback_batch_max: int = Field(default=100, ge=1, le=MAX_BATCH_EVENTS, strict=True)
     #: Limits over the gateway's defaults (0 = unlimited): per minute key_rpm, key_tpm,
     #: sub_rpm, sub_tpm, tenant_rpm, tenant_tpm; in flight at once key_concurrency,
     #: sub_concurrency, tenant_concurrency.
@@ -213,6 +224,10 @@ async def update_me(tenant: CurrentTenant, services: Services, body: TenantUpdat
             row.callback_include_content = body.callback_include_content
         if "callback_include_prompt" in given:
             row.callback_include_prompt = body.callback_include_prompt
+        if "callback_batch_seconds" in given:
+            row.callback_batch_seconds = body.callback_batch_seconds
+        if "callback_batch_max" in given:
+            row.callback_batch_max = body.callback_batch_max
         if "allowed_origins" in given:
             origins = body.allowed_origins
             row.allowed_origins = None if origins is None else sorted(set(origins))

@@ -40,6 +40,10 @@ class DeliveryOut(BaseModel):
     last_error: str | None
     created_at: datetime
     delivered_at: datetime | None
+    #: A ``usage.batch`` delivery: how many usage events it carries.
+    events: int | None = None
+    #: A ``batched`` usage event: the delivery that carries it.
+    batch_id: str | None = None
 
     @classmethod
     def of(cls, row: CallbackDelivery) -> DeliveryOut:
@@ -54,6 +58,8 @@ class DeliveryOut(BaseModel):
             last_error=row.last_error,
             created_at=row.created_at,
             delivered_at=row.delivered_at,
+            events=row.events,
+            batch_id=row.batch_id,
         )
 
 

@@ -2,11 +2,12 @@
 
 A process takes its lease (:mod:`.leases`) before it serves and renews it while it runs.
 At each renewal (and at start-up when it is the only process) it reclaims the intents
-(:mod:`.intents`) whose owner's lease ran out: each becomes a request settled as ``interrupted``, charged its
-reservation, written by :func:`.ledger.record` exactly as any settled request — key
-budget booked, ledger row, callback in the outbox. The intents are deleted in the same
-transaction, on the condition that their owner is still not alive, so two processes
-reclaiming at once settle each request once (the loser deletes nothing).
+(:mod:`.intents`) whose owner's lease ran out: each becomes a request settled as
+``interrupted``, charged its reservation, written by :func:`.ledger.record` exactly as
+any settled request — key budget booked, ledger row, callback in the outbox. The
+intents are deleted in the same transaction, on the condition that their owner is still
+not alive, so two processes reclaiming at once settle each request once (the loser
+deletes nothing).
 
 Budgets held outside the database follow: in Redis the dead process's reservation is
 turned into the charge; in memory (one process per database) nothing of the dead

@@ -17,7 +17,7 @@ from dynaseal.webui.app import problem
 
 router = APIRouter()
 
-STATUSES = ("pending", "delivered", "failed", "disabled")
+STATUSES = ("pending", "delivered", "failed", "disabled", "batched")
 LISTED = 50
 
 
@@ -58,11 +58,15 @@ async def save_settings(
     callback_url: Annotated[str, Form(max_length=2048)] = "",
     include_content: Annotated[bool, Form()] = False,
     include_prompt: Annotated[bool, Form()] = False,
+    batch_seconds: Annotated[float, Form(ge=0, le=account.MAX_BATCH_SECONDS)] = 0.0,
+    batch_max: Annotated[int, Form(ge=1, le=account.MAX_BATCH_EVENTS)] = 100,
 ) -> Response:
     body = account.TenantUpdate(
         callback_url=callback_url.strip() or None,
         callback_include_content=include_content,
         callback_include_prompt=include_prompt,
+        callback_batch_seconds=batch_seconds,
+        callback_batch_max=batch_max,
     )
     try:
         await account.update_me(page.tenant, page.services, body)

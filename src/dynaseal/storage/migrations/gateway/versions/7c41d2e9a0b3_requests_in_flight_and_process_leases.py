@@ -1,7 +1,7 @@
 """requests in flight (intents) and the leases of the gateway processes serving them
 
 Revision ID: 7c41d2e9a0b3
-Revises: 534ced08e148
+Revises: 7c1e5b2a9d40
 Create Date: 2026-11-28 15:00:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "7c41d2e9a0b3"
-down_revision: str | Sequence[str] | None = "534ced08e148"
+down_revision: str | Sequence[str] | None = "7c1e5b2a9d40"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
