@@ -44,6 +44,9 @@ def _environment(mode: str, database_url: str, request: pytest.FixtureRequest) -
         "SECRET_KEY": "crash-test-secret-that-is-long-enough",
         "PROCESS_LEASE_SECONDS": "1",
         "CALLBACK_RETRY_SCHEDULE_SECONDS": json.dumps([0.2] * 20),
+        # A delivery the killed gateway had claimed is sent again once its claim (twice
+        # this plus 5 s) has run out.
+        "CALLBACK_TIMEOUT_SECONDS": "1",
         "RATE_LIMIT_KEY_CONCURRENCY": "0",
     }
     if mode == "redis":
@@ -110,8 +113,10 @@ def test_sigkill_under_load_loses_no_answered_request_nor_cut_stream(
         processes.start(port, sink.url)  # the same database (and Redis)
         url = f"http://127.0.0.1:{port}"
         expected = {*answered, *(id for id in cut if id is not None)}
-        wait_until(lambda: expected <= _callbacks(sink).keys() and not recorded(database).in_flight)
-        wait_until(lambda: recorded(database).ledger.keys() <= _callbacks(sink).keys())
+        wait_until(
+            lambda: expected <= _callbacks(sink).keys() and not recorded(database).in_flight, 40
+        )
+        wait_until(lambda: recorded(database).ledger.keys() <= _callbacks(sink).keys(), 40)
 
         after = recorded(database)
         callbacks = _callbacks(sink)
