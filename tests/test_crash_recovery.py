@@ -10,7 +10,7 @@ import signal
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -23,7 +23,13 @@ from dynaseal.gateway.metrics import GatewayMetrics
 from dynaseal.gateway.settlement.leases import ProcessLease
 from dynaseal.gateway.settlement.recovery import Recovery
 from dynaseal.storage import Database
-from dynaseal.storage.gateway_models import CallbackDelivery, RequestInFlight, Tenant, UsageRecord
+from dynaseal.storage.gateway_models import (
+    CallbackDelivery,
+    KeyBudget,
+    RequestInFlight,
+    Tenant,
+    UsageRecord,
+)
 from dynaseal.storage.schema import upgrade
 from dynaseal.storage.types import utcnow
 from support.callbacks import CallbackSink
@@ -241,3 +247,52 @@ async def test_two_gateways_reclaiming_at_once_settle_each_request_once(
     assert sum(settled) == orphans
     assert sorted(ledger) == ["interrupted"] * orphans
     assert callbacks == orphans and left == 0
+
+
+async def test_a_child_keys_interrupted_request_is_charged_to_its_ancestors_too(
+    database_url: NewDatabase,
+) -> None:
+    """A crash must not let a parent key spend what its child's cut stream reserved: the
+    recovered request is booked to every key of the chain, and its callback names it."""
+    db = Database(database_url("gateway"))
+    await upgrade(db, "gateway")
+    expires = (utcnow() + timedelta(hours=1)).timestamp()
+    intent = {
+        **_intent("r-child"),
+        "event_id": "child",
+        "key_ancestors": [
+            {"event_id": "root", "max_tokens": 500, "expires_at": expires},
+            {"event_id": "parent", "max_tokens": 100, "expires_at": expires},
+        ],
+    }
+    async with db.transaction() as session:
+        session.add(Tenant(id="t", username="t", password_hash="-", callback_url="http://a.b/c"))
+        await session.flush()
+        await session.execute(insert(RequestInFlight), [intent])
+        # The database store held the reservation on every key of the chain.
+        for event_id, budget in (("root", 500), ("parent", 100), ("child", 1000)):
+            session.add(
+                KeyBudget(
+                    tenant_id="t",
+                    event_id=event_id,
+                    budget=budget,
+                    reserved=10,
+                    expires_at=datetime.fromtimestamp(expires, UTC),
+                )
+            )
+    recovery = Recovery(
+        db, SqlBudget(db), ProcessLease(db, 1), _Outbox(), GatewayMetrics(), sole_process=False
+    )
+    try:
+        assert await recovery.reclaim() == 1
+        async with db.reads() as session:
+            rows = (await session.execute(select(KeyBudget))).scalars().all()
+            spent = {row.event_id: row.spent for row in rows}
+            reserved = {row.event_id: row.reserved for row in rows}
+            payload = await session.scalar(select(CallbackDelivery.payload))
+    finally:
+        await db.dispose()
+    assert spent == {"root": 10, "parent": 10, "child": 10}
+    assert reserved == {"root": 0, "parent": 0, "child": 0}
+    assert payload is not None
+    assert json.loads(payload)["chain"] == ["root", "parent", "child"]

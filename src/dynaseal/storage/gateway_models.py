@@ -193,6 +193,9 @@ class RequestInFlight(GatewayBase):
     #: The key's ``max_tokens`` and expiry, for its budget row.
     key_max_tokens: Mapped[int]
     key_expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: A child key's ancestors, root first (event id, max_tokens, expiry): an interrupted
+    #: request is charged to each of them too. None for a root key.
+    key_ancestors: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     model: Mapped[str] = mapped_column(String(256))
     endpoint: Mapped[str] = mapped_column(String(16))
     stream: Mapped[bool]

@@ -34,6 +34,31 @@ def _utc(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
 
 
+def _ancestor(grant: KeyGrant) -> dict[str, Any]:
+    """What booking a request to an ancestor of a child key needs (its budget row)."""
+    return {
+        "event_id": grant.event_id,
+        "max_tokens": grant.max_tokens,
+        "expires_at": grant.expires_at,
+    }
+
+
+def _ancestors(intent: RequestInFlight) -> tuple[KeyGrant, ...]:
+    """A child key's ancestors, root first: an interrupted request is charged to each."""
+    return tuple(
+        KeyGrant(
+            tenant_id=intent.tenant_id,
+            event_id=key["event_id"],
+            models=(intent.model,),
+            max_tokens=key["max_tokens"],
+            expires_at=key["expires_at"],
+            format="dynaseal" if depth == 0 else "child",
+            depth=depth,
+        )
+        for depth, key in enumerate(intent.key_ancestors or ())
+    )
+
+
 def row(admission: Admission, owner: str) -> dict[str, Any]:
     """The intent of an admitted request served by process ``owner``."""
     grant, reservation = admission.grant, admission.reservation
@@ -48,6 +73,7 @@ def row(admission: Admission, owner: str) -> dict[str, Any]:
         "key_metadata": grant.metadata or None,
         "key_max_tokens": grant.max_tokens,
         "key_expires_at": _utc(grant.expires_at),
+        "key_ancestors": [_ancestor(key) for key in grant.ancestors] or None,
         "model": admission.model,
         "endpoint": admission.endpoint.name,
         "stream": admission.stream,
@@ -72,9 +98,11 @@ def interrupted(intent: RequestInFlight) -> Settled:
         models=(intent.model,),
         max_tokens=intent.key_max_tokens,
         expires_at=intent.key_expires_at.timestamp(),
-        format="dynaseal",
+        format="child" if intent.key_ancestors else "dynaseal",
         sub=intent.sub,
         metadata=intent.key_metadata or {},
+        depth=len(intent.key_ancestors or ()),
+        ancestors=_ancestors(intent),
     )
     held = Amounts(intent.reserved_tokens, intent.reserved_total_tokens, intent.reserved_cost)
     reservation = Reservation(held, intent.completion_cap, intent.prompt_estimate, Budgets(0))

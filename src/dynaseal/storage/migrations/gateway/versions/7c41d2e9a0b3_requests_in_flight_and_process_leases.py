@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("key_metadata", sa.JSON(), nullable=True),
         _int("key_max_tokens"),
         _time("key_expires_at"),
+        sa.Column("key_ancestors", sa.JSON(), nullable=True),
         sa.Column("model", sa.String(length=256), nullable=False),
         sa.Column("endpoint", sa.String(length=16), nullable=False),
         sa.Column("stream", sa.Boolean(), nullable=False),
