@@ -30,7 +30,9 @@ differs is described once per endpoint in :mod:`.endpoints`):
   place in flight freed, the reservation swapped for the usage
   (:mod:`.settlement.measure`), the ledger row, the budget booking and the callback
   written in one transaction (:mod:`.settlement.ledger`, grouped by
-  :mod:`.settlement.writer`)
+  :mod:`.settlement.writer`) before the answer ends; recorded in flight meanwhile
+  (:mod:`.settlement.intents`), settled as ``interrupted`` by another process if its
+  own dies (:mod:`.settlement.leases`, :mod:`.settlement.recovery`)
 * :mod:`.callbacks.delivery`     - **reported**: the callback is sent from the outbox
   (:mod:`.callbacks.outbox`), signed (:mod:`.callbacks.sender`), retried
   (:mod:`.callbacks.retry`)

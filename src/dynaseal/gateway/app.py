@@ -71,7 +71,7 @@ def create_app(
                     demo_data_callback_url,
                 )
             await services.server_secret.load(services.db, GatewaySecret)
-            services.start()
+            await services.start()
             # Start-up objects live as long as the process: keep the collector off them.
             gc.collect()
             gc.freeze()

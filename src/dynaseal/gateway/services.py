@@ -33,6 +33,8 @@ from dynaseal.gateway.routing.build import build_router
 from dynaseal.gateway.routing.router import Router
 from dynaseal.gateway.secrets_box import SecretsBox
 from dynaseal.gateway.settings import GatewaySettings
+from dynaseal.gateway.settlement.leases import ProcessLease
+from dynaseal.gateway.settlement.recovery import Recovery
 from dynaseal.gateway.settlement.settler import Settler
 from dynaseal.gateway.settlement.writer import LedgerWriter
 from dynaseal.storage import Database
@@ -89,6 +91,8 @@ class GatewayServices:
     login_throttle: LoginThrottle
     callback_policy: CallbackPolicy
     ledger: LedgerWriter
+    #: This process's lease, and the settling of what dead processes left in flight.
+    recovery: Recovery
     exclusive: ExclusiveUse | None
     prices: dict[str, Price]
     refusals: RefusalCounter
@@ -112,14 +116,15 @@ class GatewayServices:
             allow_private=settings.allow_private_callbacks,
         )
         delivery = DeliveryWorker.for_settings(settings, db, box, policy, metrics)
+        watcher = delivery if delivers_inline(settings) else NO_WATCHER
         ledger = LedgerWriter(
             db,
             budget,
-            delivery if delivers_inline(settings) else NO_WATCHER,
+            watcher,
             metrics,
-            # Nobody awaits the write unless the store books reservations: let them gather.
-            gather_seconds=0.0 if budget.books_reservations else settings.ledger_gather_seconds,
+            gather_seconds=settings.ledger_gather_seconds,
         )
+        lease = ProcessLease(db, settings.process_lease_seconds)
         return cls(
             settings=settings,
             db=db,
@@ -139,7 +144,7 @@ class GatewayServices:
                 proofs=ProofChecker.shared(redis),
             ),
             concurrency=concurrency,
-            settler=Settler(budget, limiter, ledger, metrics),
+            settler=Settler(budget, limiter, ledger, metrics, lease.id),
             upstream=build_router(
                 settings,
                 concurrency.pool.capacity,
@@ -154,23 +159,30 @@ class GatewayServices:
             login_throttle=LoginThrottle.for_service(settings, "gateway", redis),
             callback_policy=policy,
             ledger=ledger,
+            recovery=Recovery(
+                db, budget, lease, watcher, metrics, sole_process=exclusive is not None
+            ),
             exclusive=exclusive,
             prices=prices,
             refusals=RefusalCounter(db, settings.refusal_flush_seconds, metrics),
             metrics=metrics,
         )
 
-    def start(self) -> None:
-        """Claim the database if budgets live in memory, then start the background work."""
+    async def start(self) -> None:
+        """Claim the database if budgets live in memory, start the background work, take
+        this process's lease and settle what dead processes left in flight (before the
+        first request, so budgets in memory are seeded with those bookings)."""
         if self.exclusive is not None:
             self.exclusive.acquire()
         self.ledger.start()
         if delivers_inline(self.settings):
             self.delivery.start()
         self.refusals.start()
+        await self.recovery.start()
 
     async def aclose(self) -> None:
         await self.ledger.close(self.settings.shutdown_timeout_seconds)
+        await self.recovery.stop()
         await self.delivery.stop()
         await self.refusals.aclose()
         await self.upstream.aclose()

@@ -93,10 +93,15 @@ class GatewaySettings(ServiceSettings):
     rate_limit_key_concurrency: NonNegativeInt | None = None
     rate_limit_sub_concurrency: NonNegativeInt | None = None
     rate_limit_tenant_concurrency: NonNegativeInt | None = None
-    #: With budgets in memory or Redis: how long settled requests gather before one
-    #: transaction writes them all (group commit), and callbacks before one round sends them.
-    ledger_gather_seconds: float = Field(default=0.02, ge=0, le=1)
+    #: How long settled requests gather before one transaction writes them all (group
+    #: commit; each request waits for its commit, so this adds to every answer: 0 writes
+    #: as soon as the previous commit ends), and callbacks before one round sends them.
+    ledger_gather_seconds: float = Field(default=0.0, ge=0, le=1)
     callback_gather_seconds: float = Field(default=0.05, ge=0, le=5)
+    #: A gateway process's lease: renewed three times per lease while it runs; the
+    #: requests in flight of a process whose lease ran out (it died) are settled by
+    #: another as ``interrupted``, charged their reservation.
+    process_lease_seconds: float = Field(default=30.0, ge=0.3)
     #: Who sends the callbacks from the outbox. ``worker``: a process of its own,
     #: ``dynaseal gateway worker``, which ``dynaseal gateway`` starts beside the serving
     #: processes; ``external``: such a worker runs elsewhere (its own container, scaled on

@@ -1,5 +1,6 @@
-"""The gateway's tables: tenants, their keys, key budgets, the usage ledger, the outbox
-and its delivery attempts, refusal counts and console logins."""
+"""The gateway's tables: tenants, their keys, key budgets, the usage ledger, the requests
+in flight and the processes serving them, the outbox and its delivery attempts, refusal
+counts and console logins."""
 
 from __future__ import annotations
 
@@ -158,6 +159,55 @@ class UsageRecord(GatewayBase):
     #: Each upstream deployment tried, in order: ``[{"deployment", "status",
     #: "latency_ms"}]`` (status: the HTTP status, or connect_error / timeout).
     attempts: Mapped[list[dict[str, object]] | None] = mapped_column(JSON)
+
+
+class GatewayProcess(GatewayBase):
+    """A live gateway process: its lease, renewed while it runs. The requests in flight
+    of a process whose lease ran out are settled by another (it died)."""
+
+    __tablename__ = "gateway_processes"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(256))
+    pid: Mapped[int]
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class RequestInFlight(GatewayBase):
+    """An admitted request the upstream is working on (an intent): written while it
+    runs, removed in the transaction that writes its ledger row. What is left of a dead
+    process is settled as ``interrupted`` from what is here."""
+
+    __tablename__ = "requests_in_flight"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: The :class:`GatewayProcess` serving it.
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(String(256))
+    sub: Mapped[str | None] = mapped_column(String(256))
+    #: The key's ``metadata``, echoed in the callback.
+    key_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: The key's ``max_tokens`` and expiry, for its budget row.
+    key_max_tokens: Mapped[int]
+    key_expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: A child key's ancestors, root first (event id, max_tokens, expiry): an interrupted
+    #: request is charged to each of them too. None for a root key.
+    key_ancestors: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    model: Mapped[str] = mapped_column(String(256))
+    endpoint: Mapped[str] = mapped_column(String(16))
+    stream: Mapped[bool]
+    #: The reservation: generated tokens, prompt + generated tokens, money units.
+    reserved_tokens: Mapped[int]
+    reserved_total_tokens: Mapped[int]
+    reserved_cost: Mapped[int]
+    completion_cap: Mapped[int]
+    prompt_estimate: Mapped[int]
+    #: What the reservation costs at the model's price (money units); None: unpriced.
+    cost_estimate: Mapped[int | None]
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class CallbackDelivery(GatewayBase):

@@ -56,6 +56,7 @@ def _error_reply(status_code: int, raw: bytes) -> Response:
 
 
 async def _open(upstream: Upstream, admission: Admission, settler: Settler) -> UpstreamReply:
+    settler.begin(admission)  # recorded in flight while the upstream works
     try:
         return await upstream.send(
             admission.upstream_body, path=admission.endpoint.path, attempts=admission.attempts

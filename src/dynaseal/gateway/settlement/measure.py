@@ -17,7 +17,8 @@ from dynaseal.gateway.relay.transcript import Transcript
 
 log = logging.getLogger("dynaseal.gateway")
 
-Status = Literal["completed", "failed", "client_disconnected"]
+#: ``interrupted``: its gateway process died before the answer ended (:mod:`.recovery`).
+Status = Literal["completed", "failed", "client_disconnected", "interrupted"]
 
 
 @dataclass(frozen=True, slots=True)
