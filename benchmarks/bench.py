@@ -19,11 +19,13 @@ import orjson
 from rich.console import Console
 
 from benchmarks import phases, session
+from benchmarks.cpu import cpu_seconds
 from benchmarks.load import LoadResult, Target, async_load, wrk_load, wrk_path
 from benchmarks.meter import LOAD_EVENT_PREFIX
-from benchmarks.processes import Services, free_port, raise_open_files, sigterm_as_exit
+from benchmarks.nginx import nginx_path
+from benchmarks.processes import Service, Services, free_port, raise_open_files, sigterm_as_exit
 from benchmarks.rawhttp import build_request
-from benchmarks.report import NonStreaming, Results, machine, render
+from benchmarks.report import LoadRow, NonStreaming, Results, machine, render
 from benchmarks.upstream import LONG_MODEL, SLOW_MODEL
 
 T = TypeVar("T")
@@ -55,6 +57,9 @@ class Options:
     generator: str  # "wrk" or "async"
     json_path: Path | None
     keep: bool = False  # keep the services' logs and databases
+    workers: int | None = None  # run the gateway as `dynaseal gateway --workers N`
+    database_url: str | None = None  # the gateway's database (default: a fresh SQLite)
+    redis_url: str | None = None
 
 
 def chat_body(model: str = MODEL, *, stream: bool = False) -> bytes:
@@ -103,24 +108,48 @@ class Bench:
         self.gateway = services["gateway"]
         self.backend = services["backend"]
         self.relay = services["relay"]
+        self.bare = services["bare"]
+        self.nginx = services.get("nginx")
         self.options = options
         self.workdir = workdir
         self.tokens = mint_load_keys(LOAD_KEYS)
+        self.tenant_token = demo_tenant_token(self.gateway.url)
 
     def load(self, target: Target, connections: int) -> LoadResult:
-        """Warm up (connections, pools, caches), then measure with the chosen generator."""
+        """Measure with the chosen generator (after a warm-up of the caller's)."""
         options = self.options
-        run_async(async_load(target, connections, options.warm_up))
         if options.generator == "wrk":
             return wrk_load(target, connections, options.duration, self.workdir)
         return run_async(async_load(target, connections, options.duration))
 
+    def paths(self) -> list[tuple[str, Service]]:
+        """The ways to the upstream, measured one after the other at each concurrency."""
+        found = [("direct", self.upstream), ("nginx", self.nginx), ("bare", self.bare)]
+        return [(name, s) for name, s in (*found, ("gateway", self.gateway)) if s is not None]
+
+    def load_row(self, name: str, service: Service, connections: int) -> LoadRow:
+        """One path's load, with the CPU its processes used per request answered; the
+        gateway's includes delivering the run's callbacks (and the backend's receiving
+        them is counted apart)."""
+        target = Target(service.port, CHAT_PATH, chat_body(), self.tokens)
+        run_async(async_load(target, connections, self.options.warm_up))
+        if name == "gateway":
+            wait_for_empty_outbox(self.gateway.url, self.tenant_token)
+        before = cpu_seconds(service.pid), cpu_seconds(self.backend.pid)
+        result = self.load(target, connections)
+        if name == "gateway":
+            wait_for_empty_outbox(self.gateway.url, self.tenant_token)
+        used = cpu_seconds(service.pid) - before[0], cpu_seconds(self.backend.pid) - before[1]
+        answered = max(result.answered, 1)
+        backend = used[1] * 1000 / answered if name == "gateway" else None
+        return LoadRow(name, result, used[0] * 1000 / answered, backend)
+
     def non_streaming(self) -> list[NonStreaming]:
-        body = chat_body()
-        direct = Target(self.upstream.port, CHAT_PATH, body, self.tokens)
-        gateway = Target(self.gateway.port, CHAT_PATH, body, self.tokens)
         return [
-            NonStreaming(self.load(direct, connections), self.load(gateway, connections))
+            NonStreaming(
+                connections,
+                [self.load_row(name, service, connections) for name, service in self.paths()],
+            )
             for connections in (1, 16)
         ]
 
@@ -165,7 +194,7 @@ class Bench:
             self.backend.port, self.gateway.port, access_token, LONG_MODEL, CHAT_PATH, body
         )
         # The load phases leave a backlog of callbacks; the flows count their own.
-        wait_for_empty_outbox(self.gateway.url)
+        wait_for_empty_outbox(self.gateway.url, self.tenant_token)
         found = {
             "relay": run_async(phases.relay_flow(self.relay.port, relay_chat, n)),
             "dynaseal": run_async(phases.dynaseal_flow(device, n)),
@@ -190,9 +219,9 @@ def demo_tenant_token(gateway_url: str) -> str:
     return login(gateway_url, DEMO_TENANT_USERNAME, DEMO_TENANT_PASSWORD)
 
 
-def wait_for_empty_outbox(gateway_url: str, seconds: float = 300.0) -> None:
+def wait_for_empty_outbox(gateway_url: str, tenant_token: str, seconds: float = 300.0) -> None:
     """Until the gateway has delivered every pending callback (bounded in time)."""
-    headers = {"authorization": f"Bearer {demo_tenant_token(gateway_url)}"}
+    headers = {"authorization": f"Bearer {tenant_token}"}
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         pending = httpx.get(
@@ -221,10 +250,21 @@ def set_callback_content(gateway_url: str, *, include: bool) -> None:
 def service_configs(workdir: Path, options: Options) -> dict[str, tuple[int, dict[str, Any]]]:
     # Started in this order and stopped in reverse: the gateway goes first, so it never
     # sends callbacks to a backend that has already gone.
-    ports = {role: free_port() for role in ("upstream", "backend", "relay", "gateway")}
+    roles = ("upstream", "nginx", "bare", "backend", "relay", "gateway")
+    ports = {role: free_port() for role in roles}
     url = {role: f"http://127.0.0.1:{port}" for role, port in ports.items()}
+    gateway: dict[str, Any] = {
+        "database_url": options.database_url or f"sqlite+aiosqlite:///{workdir / 'gateway.db'}",
+        "upstream_url": url["upstream"],
+        "callback_url": f"{url['backend']}/v1/callback/usage",
+    }
+    # As production runs it: `dynaseal gateway`, with its callback delivery worker process.
+    gateway |= {"workers": options.workers or 1, "redis_url": options.redis_url}
+    nginx = {"nginx": (ports["nginx"], {"upstream_port": ports["upstream"]})}
     return {
         "upstream": (ports["upstream"], {}),
+        **(nginx if nginx_path() else {}),
+        "bare": (ports["bare"], {"upstream_url": url["upstream"]}),
         "backend": (
             ports["backend"],
             {
@@ -235,14 +275,7 @@ def service_configs(workdir: Path, options: Options) -> dict[str, tuple[int, dic
             },
         ),
         "relay": (ports["relay"], {"upstream_url": url["upstream"]}),
-        "gateway": (
-            ports["gateway"],
-            {
-                "database_url": f"sqlite+aiosqlite:///{workdir / 'gateway.db'}",
-                "upstream_url": url["upstream"],
-                "callback_url": f"{url['backend']}/v1/callback/usage",
-            },
-        ),
+        "gateway": (ports["gateway"], gateway),
     }
 
 
@@ -288,8 +321,15 @@ def run(options: Options, console: Console) -> Results:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     info = machine(options.generator)
-    info["gateway settings"] = "defaults: SQLite, demo tenant, callbacks on"
+    info["gateway settings"] = gateway_settings(options)
     return Results(machine=info, seconds=time.perf_counter() - started, **measured)
+
+
+def gateway_settings(options: Options) -> str:
+    database = "SQLite" if options.database_url is None else options.database_url.split(":")[0]
+    shared = ", Redis" if options.redis_url else ""
+    layout = f"dynaseal gateway --workers {options.workers or 1} + its delivery worker"
+    return f"defaults: {database}{shared}, {layout}, demo tenant, callbacks on"
 
 
 def parse_options(argv: Sequence[str] | None) -> Options:
@@ -308,6 +348,11 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     )
     parser.add_argument("--json", type=Path, dest="json_path", help="also write results here")
     parser.add_argument("--keep", action="store_true", help="keep the services' logs and databases")
+    parser.add_argument(
+        "--workers", type=int, help="run the gateway as `dynaseal gateway --workers N`"
+    )
+    parser.add_argument("--database-url", help="the gateway's (empty) database; default SQLite")
+    parser.add_argument("--redis-url", help="Redis for the gateway (with --workers)")
     args = parser.parse_args(argv)
     quick = args.quick
     generator = args.generator
@@ -326,6 +371,9 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         generator=generator,
         json_path=args.json_path,
         keep=args.keep,
+        workers=args.workers,
+        database_url=args.database_url,
+        redis_url=args.redis_url,
     )
 
 

@@ -56,6 +56,15 @@ class LoadResult:
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def answered(self) -> int:
+        """Requests answered with success (a refusal is quicker and cheaper than one)."""
+        return self.requests - self.errors
+
+    @property
+    def ok_rps(self) -> float:
+        return self.answered / self.seconds if self.seconds > 0 else 0.0
+
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile of already sorted values (0.0 when there are none)."""

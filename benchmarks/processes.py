@@ -81,13 +81,12 @@ class Service:
                 self.process.wait(_STOP_SECONDS)
 
 
-def spawn(role: str, config: dict[str, Any], workdir: Path, port: int) -> Service:
-    log_path = workdir / f"{role}.log"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
-    command = [
+def _command(role: str, config: dict[str, Any], workdir: Path, port: int) -> list[str]:
+    if role == "nginx":
+        from benchmarks import nginx
+
+        return nginx.command(workdir, port, config["upstream_port"])
+    return [
         sys.executable,
         "-m",
         "benchmarks.serve",
@@ -95,8 +94,17 @@ def spawn(role: str, config: dict[str, Any], workdir: Path, port: int) -> Servic
         str(port),
         orjson.dumps(config).decode(),
     ]
+
+
+def spawn(role: str, config: dict[str, Any], workdir: Path, port: int) -> Service:
+    log_path = workdir / f"{role}.log"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    command = _command(role, config, workdir, port)
     with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, or nginx
             command,
             cwd=ROOT,
             env=env,

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from benchmarks import targets
 from benchmarks.load import LoadResult, wrk_path
 from benchmarks.phases import FlowResult, MemoryResult, StreamTimings
 from benchmarks.session import SessionResult, session_table
@@ -25,9 +26,23 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True, slots=True)
+class LoadRow:
+    """One way to the upstream under load, and the CPU its processes spent per request
+    answered (ms): every process of the tree, over the run."""
+
+    path: str  # "direct", "nginx", "bare", "gateway"
+    load: LoadResult
+    cpu_ms: float
+    backend_cpu_ms: float | None = None  # the gateway's callbacks, received by the backend
+
+
+@dataclass(frozen=True, slots=True)
 class NonStreaming:
-    direct: LoadResult
-    gateway: LoadResult
+    connections: int
+    rows: list[LoadRow]
+
+    def row(self, path: str) -> LoadRow | None:
+        return next((row for row in self.rows if row.path == path), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,28 +131,45 @@ def _added(gateway: float, direct: float) -> str:
     return f"{gateway - direct:+.2f} ms"
 
 
-def non_streaming_table(rows: list[NonStreaming]) -> Table:
+_PATHS = {
+    "direct": "upstream direct",
+    "nginx": "nginx proxy_pass",
+    "bare": "bare Python pass-through",
+    "gateway": "Dynaseal gateway",
+}
+
+
+def non_streaming_table(groups: list[NonStreaming]) -> Table:
     table = _table(
         "Non-streaming chat completions: direct upstream vs through the gateway",
-        ["connections", "direct req/s", "gateway req/s", "gateway ÷ direct",
-         "direct p50", "gateway p50", "added p50", "direct p99", "gateway p99", "added p99",
-         "errors (direct/gateway)"],
+        ["connections", "path", "answers/s", "÷ direct", "p50", "added p50", "p99", "added p99",
+         "CPU / answer", "errors"],
     )  # fmt: skip
-    for row in rows:
-        d, g = row.direct, row.gateway
-        table.add_row(
-            str(d.connections),
-            f"{d.rps:,.0f}",
-            f"{g.rps:,.0f}",
-            f"{g.rps / d.rps:.1%}" if d.rps else "-",
-            _ms(d.p50_ms),
-            _ms(g.p50_ms),
-            _added(g.p50_ms, d.p50_ms),
-            _ms(d.p99_ms),
-            _ms(g.p99_ms),
-            _added(g.p99_ms, d.p99_ms),
-            f"{d.errors}/{g.errors}",
-        )
+    for group in groups:
+        direct = group.row("direct")
+        for row in group.rows:
+            d, r = direct.load if direct else row.load, row.load
+            cpu = f"{row.cpu_ms:.3f} ms"
+            if row.backend_cpu_ms is not None:
+                cpu += f" (+{row.backend_cpu_ms:.3f} backend)"
+            table.add_row(
+                str(group.connections),
+                _PATHS.get(row.path, row.path),
+                f"{r.ok_rps:,.0f}",
+                f"{r.ok_rps / d.ok_rps:.1%}" if d.ok_rps else "-",
+                _ms(r.p50_ms),
+                _added(r.p50_ms, d.p50_ms),
+                _ms(r.p99_ms),
+                _added(r.p99_ms, d.p99_ms),
+                cpu,
+                str(r.errors),
+            )
+        table.add_section()
+    table.caption = (
+        "answers/s: successful answers (errors: any other status or a failed connection). "
+        "CPU / answer: user + system time of the path's processes (all of them) over the "
+        "run ÷ successful answers; the gateway's includes delivering the run's callbacks."
+    )
     return table
 
 
@@ -250,6 +282,9 @@ def render(console: Console, results: Results) -> None:
         memory_table(results.memory),
         flows_table(results.flows),
         session_table(results.sessions),
+        targets.targets_table(
+            targets.lines(results.non_streaming, results.streaming, results.memory)
+        ),
     ):
         console.print()
         console.print(table)

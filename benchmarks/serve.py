@@ -29,14 +29,42 @@ def relay(config: dict[str, Any]) -> Any:
     return metered_relay(config["upstream_url"])
 
 
-def gateway(config: dict[str, Any]) -> Any:
-    from dynaseal.gateway.app import create_app
+def bare(config: dict[str, Any]) -> Any:
+    from benchmarks.bare import app
+
+    return app(config["upstream_url"])
+
+
+def _gateway_settings(config: dict[str, Any]) -> Any:
     from dynaseal.gateway.settings import GatewaySettings
 
-    settings = GatewaySettings(
-        database_url=config["database_url"], openai_base_url=config["upstream_url"] + "/v1"
+    return GatewaySettings(
+        database_url=config["database_url"],
+        openai_base_url=config["upstream_url"] + "/v1",
+        redis_url=config.get("redis_url"),
     )
-    return create_app(settings, demo=True, demo_data_callback_url=config["callback_url"])
+
+
+def gateway(port: int, config: dict[str, Any]) -> None:
+    """``dynaseal gateway --workers N`` as production runs it (its delivery worker
+    process included), after loading the demo tenant with the benchmark's callback URL
+    (the command would give it port 9000's)."""
+    import asyncio
+    import os
+
+    from dynaseal.cli.main import app
+    from dynaseal.gateway.app import prepare
+
+    settings = _gateway_settings(config)
+    asyncio.run(prepare(settings, demo=True, demo_data_callback_url=config["callback_url"]))
+    os.environ.update(
+        {"DATABASE_URL": settings.database_url, "OPENAI_BASE_URL": config["upstream_url"] + "/v1"}
+    )
+    if settings.redis_url:
+        os.environ["REDIS_URL"] = settings.redis_url
+    workers = str(config["workers"])
+    arguments = ["gateway", "--port", str(port), "--workers", workers, "--demo-data"]
+    app([*arguments, "--log-level", "warning"], prog_name="dynaseal")
 
 
 def backend(config: dict[str, Any]) -> Any:
@@ -56,15 +84,18 @@ def backend(config: dict[str, Any]) -> Any:
 ROLES: dict[str, Callable[[dict[str, Any]], Any]] = {
     "upstream": upstream,
     "relay": relay,
-    "gateway": gateway,
+    "bare": bare,
     "backend": backend,
 }
-#: Only the Dynaseal apps have start-up work (tables, demo data).
-_LIFESPAN = {"gateway", "backend"}
+#: Only the backend has start-up work (tables, demo data); the gateway runs as its command.
+_LIFESPAN = {"backend"}
 
 
 def main(argv: list[str]) -> None:
     role, port, config = argv[0], int(argv[1]), orjson.loads(argv[2])
+    if role == "gateway":
+        gateway(port, config)
+        return
     uvicorn.run(
         ROLES[role](config),
         host="127.0.0.1",

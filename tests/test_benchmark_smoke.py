@@ -16,11 +16,16 @@ HEADINGS = (
     "load generator:",
     "command:",
     "Non-streaming chat completions: direct upstream vs through the gateway",
+    "bare Python pass-through",
+    "CPU / answer",
     "Streaming, 1 connection",
     "time to first token",
     "Backend /key/create: keys per second",
     "Gateway memory with 50 concurrent open streams",
     "Relaying through the backend vs Dynaseal",
+    "Targets (issue 13)",
+    "gateway CPU / request ÷ bare pass-through",
+    "50 concurrent streams, default settings",
 )
 
 

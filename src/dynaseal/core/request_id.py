@@ -8,7 +8,7 @@ answers the app never sees (CORS preflights, 404s) carry it.
 
 from __future__ import annotations
 
-import uuid
+import os
 from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,7 +19,7 @@ _current: ContextVar[str | None] = ContextVar("dynaseal_request_id", default=Non
 
 
 def new_request_id() -> str:
-    return f"req_{uuid.uuid4().hex}"
+    return "req_" + os.urandom(16).hex()  # 128 random bits, as uuid4 but cheaper
 
 
 def current_request_id() -> str:

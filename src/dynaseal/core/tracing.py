@@ -15,6 +15,7 @@ one shared no-op context manager: a stage costs a global read.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
@@ -111,9 +112,10 @@ def uninstall() -> None:
 def fastapi_options() -> dict[str, Any]:
     """``FastAPI(**fastapi_options())``: with tracing on, FastAPI's own request spans on
     our provider (its metrics and logs stay off: Prometheus and our log lines have them);
-    with tracing off, nothing, whatever the FastAPI version."""
+    with tracing off, none of it — nor FastAPI's look at the environment for a global
+    provider on every request (a FastAPI that has no telemetry gets no options)."""
     if _provider is None:
-        return {}
+        return {"telemetry": _OFF} if _fastapi_has_telemetry() else {}
     telemetry = {
         "tracer_provider": _provider,
         "metrics": False,
@@ -122,6 +124,15 @@ def fastapi_options() -> dict[str, Any]:
         "exclude": _not_traced,
     }
     return {"telemetry": telemetry}
+
+
+_OFF = {"tracing": False, "metrics": False, "logs": False}
+
+
+def _fastapi_has_telemetry() -> bool:
+    from fastapi import FastAPI
+
+    return "telemetry" in inspect.signature(FastAPI.__init__).parameters
 
 
 def _not_traced(scope: Scope) -> bool:

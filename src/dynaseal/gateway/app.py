@@ -87,6 +87,7 @@ def create_app(
         **tracing.fastapi_options(),
     )
     app.state.services = services
+    app.add_middleware(device.DirectRoutes)  # added first: innermost, inside every other
     app.add_middleware(DeviceCors)  # before configure(): inside the access log and ids
     device_bodies = settings.max_request_bytes  # chat (and legacy) completions, responses ...
     configure(

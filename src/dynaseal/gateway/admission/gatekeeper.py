@@ -116,6 +116,13 @@ class Gatekeeper:
         # token -> (the tenant keys it was verified against, its grant). A device reuses
         # its key for many requests; re-checking the signature each time is wasted work.
         self._verified: dict[str, tuple[TenantKeys, KeyGrant]] = {}
+        self._default_limits = settings.rate_limits({})
+
+    def _rate_limits(self, tenant_limits: Mapping[str, int]) -> Mapping[str, int]:
+        """The gateway's limits (read once) with the tenant's own on top."""
+        if not tenant_limits:
+            return self._default_limits
+        return self._settings.rate_limits(tenant_limits)
 
     async def _still_valid(self, token: str) -> tuple[KeyGrant, TenantKeys] | None:
         """The cached grant, if nothing it was verified against has changed since."""
@@ -193,7 +200,7 @@ class Gatekeeper:
             raise model_not_priced(model)
         if screen is not None:
             screen(endpoint.name, body)
-        scopes = scopes_for(grant, self._settings.rate_limits(tenant_keys.rate_limits))
+        scopes = scopes_for(grant, self._rate_limits(tenant_keys.rate_limits))
         verdict = None
         if scopes:
             with tracing.span("dynaseal.rate_limit"):

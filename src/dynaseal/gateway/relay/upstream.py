@@ -115,6 +115,14 @@ class HttpUpstream:
         )
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        # One parsed URL per endpoint path: aiohttp would parse a string on every request.
+        self._urls: dict[str, yarl.URL] = {}
+
+    def _url(self, path: str) -> yarl.URL:
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = yarl.URL(self._base + path)
+        return url
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:  # made inside the running event loop, as aiohttp wants
@@ -136,7 +144,7 @@ class HttpUpstream:
     ) -> UpstreamReply:
         try:
             response = await self._client().post(
-                self._base + path, data=orjson.dumps(body), allow_redirects=False
+                self._url(path), data=orjson.dumps(body), allow_redirects=False
             )
         except _CLIENT_ERRORS as exc:
             raise _error(exc) from exc

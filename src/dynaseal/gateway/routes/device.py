@@ -9,9 +9,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from dynaseal.core import tracing
 from dynaseal.core.access_log import note
 from dynaseal.core.errors import APIError
+from dynaseal.core.http import ROUTE_PREFIXES
 from dynaseal.gateway.admission.proofs import Presented
 from dynaseal.gateway.budget import store
 from dynaseal.gateway.deps import Services
@@ -69,8 +72,41 @@ def _relayed(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
     return relay
 
 
+Handler = Callable[[Request], Awaitable[Response]]
+_RELAYED: dict[str, Handler] = {}
 for _endpoint in (CHAT, RESPONSES, EMBEDDINGS, COMPLETIONS):
-    router.add_route(_endpoint.path, _relayed(_endpoint), methods=["POST"])
+    _RELAYED[_endpoint.path] = _relayed(_endpoint)
+    router.add_route(_endpoint.path, _RELAYED[_endpoint.path], methods=["POST"])
+
+
+class DirectRoutes:
+    """ASGI middleware, innermost: a ``POST`` to a relayed endpoint goes straight to its
+    handler, past FastAPI's router, exception and exit-stack layers — a dozen coroutine
+    frames every await of the request would resume through. Errors come out as the
+    app's handlers make them (``APIError`` here, anything else to the server-error
+    handler outside). Every other request, these paths' other methods, and everything
+    while tracing is on (FastAPI names the server span after the route it selected) go
+    on to the app."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.routes = {
+            prefix + path: handler
+            for prefix in ROUTE_PREFIXES
+            for path, handler in _RELAYED.items()
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = self.routes.get(scope["path"]) if scope["type"] == "http" else None
+        if handler is None or scope["method"] != "POST" or tracing.enabled():
+            await self.app(scope, receive, send)
+            return
+        scope["endpoint"] = handler  # as the router would: the metrics label by it
+        try:
+            response = await handler(Request(scope, receive, send))
+        except APIError as refusal:
+            response = refusal.response()
+        await response(scope, receive, send)
 
 
 def _model(name: str) -> dict[str, Any]:
