@@ -38,6 +38,28 @@ async def test_nul_characters_and_64_bit_counters_round_trip(database_url: NewDa
     assert budget is not None and budget.budget == 2**53
 
 
+async def test_several_rows_of_one_table_in_one_flush(database_url: NewDatabase) -> None:
+    """An ORM flush of several objects (one multi-row INSERT on PostgreSQL) keeps working
+    with the NUL guard, and each row keeps its own values."""
+    db = Database(database_url("gateway"))
+    expires = utcnow() + timedelta(1)
+    try:
+        await upgrade(db, "gateway")
+        async with db.transaction() as session:
+            session.add(Tenant(id="t", username="t", password_hash="x"))
+            await session.flush()
+            session.add_all(
+                KeyBudget(tenant_id="t", event_id=f"e\x00{n}", budget=n, expires_at=expires)
+                for n in range(3)
+            )
+        async with db.sessions() as session:
+            rows = (await session.execute(select(KeyBudget.event_id, KeyBudget.budget))).all()
+    finally:
+        await db.dispose()
+    assert sorted(budget for _, budget in rows) == [0, 1, 2]
+    assert len({event_id for event_id, _ in rows}) == 3
+
+
 def test_a_login_with_a_nul_character_is_refused_not_a_server_error(
     gateway: ServerThread,
 ) -> None:

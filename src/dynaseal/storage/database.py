@@ -77,7 +77,9 @@ def _postgresql_no_nul(
     # PostgreSQL text cannot hold NUL (SQLite's can), and a NUL in a key's event id, a model
     # name or a login would fail the request with a 500. Every string parameter, lookups
     # included, carries U+FFFD instead, so a stored value and its lookup still agree.
-    if executemany:
+    # Several rows arrive as a list of rows; SQLAlchemy's "insertmanyvalues" (an ORM flush
+    # of several objects) passes one flat row of all their values, with executemany set.
+    if executemany and parameters and isinstance(parameters[0], dict | list | tuple):
         return statement, [_without_nul(row) for row in parameters]
     return statement, _without_nul(parameters)
 
